@@ -1,0 +1,124 @@
+"""Stage 3: cut a parsed Document into retrieval-sized Chunks along its outline.
+
+One chunk per outline item (一、 / (一) / 1. / 一是…). Items longer than `max_chars` are split at sentence
+ends (。；！？), never mid-sentence (a single sentence longer than the limit is split at commas, and only
+a comma-less run is cut hard). A short intro (the heading sentence of an item that has sub-items) is
+prepended to its first sub-item, and short neighbouring siblings are merged.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .config import ChunkerConfig
+from .parser import split_sentences
+from .types import Chunk, Document, Section
+
+
+@dataclass
+class _Unit:
+    text: str
+    path: tuple[str, ...]
+
+
+def _split_long_sentence(sent: str, max_chars: int) -> list[str]:
+    if len(sent) <= max_chars:
+        return [sent]
+    parts = [m.group(0) for m in re.finditer(r"[^，,、：:]*[，,、：:]?", sent) if m.group(0)]
+    out: list[str] = []
+    buf = ""
+    for part in parts:
+        while len(part) > max_chars:  # no punctuation at all: hard cut (the only cut inside a clause)
+            if buf:
+                out.append(buf)
+                buf = ""
+            out.append(part[:max_chars])
+            part = part[max_chars:]
+        if len(buf) + len(part) > max_chars and buf:
+            out.append(buf)
+            buf = ""
+        buf += part
+    if buf:
+        out.append(buf)
+    return out
+
+
+def pack_sentences(text: str, max_chars: int) -> list[str]:
+    """Greedy packing of whole sentences into pieces of at most max_chars; ''.join(result) == text."""
+    if len(text) <= max_chars:
+        return [text]
+    sents: list[str] = []
+    for s in split_sentences(text):
+        sents.extend(_split_long_sentence(s, max_chars))
+    pieces: list[str] = []
+    buf = ""
+    for s in sents:
+        if buf and len(buf) + len(s) > max_chars:
+            pieces.append(buf)
+            buf = ""
+        buf += s
+    if buf:
+        pieces.append(buf)
+    # balance: avoid a tiny tail piece by moving sentences from the previous piece
+    if len(pieces) >= 2 and len(pieces[-1]) < max_chars // 4:
+        prev_sents = split_sentences(pieces[-2])
+        while len(prev_sents) > 1 and len(pieces[-1]) + len(prev_sents[-1]) <= max_chars and len(pieces[-1]) < len("".join(prev_sents[:-1])):
+            pieces[-1] = prev_sents.pop() + pieces[-1]
+        pieces[-2] = "".join(prev_sents)
+    return pieces
+
+
+def _units(sections: list[Section], path: tuple[str, ...], cfg: ChunkerConfig) -> list[_Unit]:
+    out: list[_Unit] = []
+    for sec in sections:
+        p = path + ((sec.label,) if sec.label else ())
+        own = sec.text.strip()
+        child_units = _units(sec.children, p, cfg)
+        if own:
+            lines = [ln for ln in own.split("\n") if ln.strip()]
+            own_units = [_Unit(piece, p) for ln in lines for piece in pack_sentences(ln, cfg.max_chars)]
+            # a short intro goes with the first sub-item rather than standing alone
+            if child_units and len(own_units) == 1 and len(own) < cfg.min_chars * 2 and len(own) + len(child_units[0].text) + 1 <= cfg.max_chars + cfg.min_chars:
+                child_units[0] = _Unit(own + "\n" + child_units[0].text, child_units[0].path)
+                own_units = []
+            out.extend(own_units)
+        out.extend(child_units)
+    return out
+
+
+def _merge_short(units: list[_Unit], cfg: ChunkerConfig) -> list[_Unit]:
+    merged: list[_Unit] = []
+    for u in units:
+        if merged:
+            prev = merged[-1]
+            same_parent = prev.path[:-1] == u.path[:-1] or prev.path == u.path
+            if same_parent and (len(prev.text) < cfg.min_chars or len(u.text) < cfg.min_chars) and len(prev.text) + len(u.text) + 1 <= cfg.max_chars:
+                common = prev.path if prev.path == u.path else prev.path[:-1]
+                merged[-1] = _Unit(prev.text + "\n" + u.text, common or prev.path)
+                continue
+        merged.append(u)
+    return merged
+
+
+def chunk_document(doc: Document, cfg: ChunkerConfig | None = None) -> list[Chunk]:
+    cfg = cfg or ChunkerConfig()
+    units = _merge_short(_units(doc.sections, (), cfg), cfg)
+    m = doc.meta
+    chunks: list[Chunk] = []
+    for i, u in enumerate(units):
+        if not u.text.strip():
+            continue
+        chunks.append(
+            Chunk(
+                chunk_id=f"{m.doc_id}#{len(chunks)}",
+                doc_id=m.doc_id,
+                ordinal=len(chunks),
+                text=u.text.strip(),
+                section_path=list(u.path),
+                city=m.city,
+                title=m.title,
+                issuer=m.issuer,
+                date=m.date,
+            )
+        )
+    return chunks

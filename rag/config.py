@@ -1,0 +1,156 @@
+"""Configuration in one place: defaults < rag.toml < environment variables < command-line options.
+
+`rag.toml` is looked up at $RAG_CONFIG, then ./rag.toml, then the repository root.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROMPTS_DIR = REPO_ROOT / "prompts"
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    name: str = "e5-int4"  # or "sentence-transformers"
+    model: str = ""  # HF model id or local path for sentence-transformers
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    normalize: bool = True
+    batch_size: int = 32
+    threads: int = 0  # 0 = all cores
+
+
+@dataclass(frozen=True)
+class ChunkerConfig:
+    max_chars: int = 360  # a chunk never exceeds this unless one sentence does
+    min_chars: int = 60  # shorter siblings are merged
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    k: int = 5  # passages given to the answerer
+    candidates: int = 40  # per retriever before fusion
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    per_doc_comparative: int = 2  # passages per document for comparative questions
+    abstain_min_overlap: float = 0.34  # share of the question's key terms a passage must contain
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    provider: str = "extractive"  # extractive | openai | ollama | llamacpp
+    model: str = ""
+    base_url: str = ""
+    api_key_env: str = "OPENAI_API_KEY"  # name of the variable holding the key; never the key itself
+    host: str = "http://127.0.0.1:11434"  # ollama
+    model_path: str = ""  # llamacpp: GGUF file; empty = the bundled gemma3-270m package
+    n_ctx: int = 4096
+    n_threads: int = 0
+    max_tokens: int = 512
+    temperature: float = 0.1
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    upload_max_mb: int = 20
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: str = "vectorstore"
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    app: AppConfig = field(default_factory=AppConfig)
+
+    def with_overrides(self, **kw: Any) -> "Settings":
+        """Override nested values with dotted keys: with_overrides(**{"llm.provider": "openai"})."""
+        s = self
+        for key, value in kw.items():
+            if value is None:
+                continue
+            if "." in key:
+                part, name = key.split(".", 1)
+                s = replace(s, **{part: replace(getattr(s, part), **{name: value})})
+            else:
+                s = replace(s, **{key: value})
+        return s
+
+
+# environment variable -> dotted setting
+ENV_MAP = {
+    "RAG_INDEX": "index_dir",
+    "RAG_EMBEDDER": "embedder.name",
+    "RAG_EMBED_MODEL": "embedder.model",
+    "RAG_LLM": "llm.provider",
+    "RAG_LLM_MODEL": "llm.model",
+    "RAG_LLM_BASE_URL": "llm.base_url",
+    "RAG_LLM_API_KEY_ENV": "llm.api_key_env",
+    "RAG_OLLAMA_HOST": "llm.host",
+    "RAG_LLM_MODEL_PATH": "llm.model_path",
+    "RAG_LLM_N_CTX": "llm.n_ctx",
+    "RAG_LLM_TIMEOUT": "llm.timeout",
+}
+
+
+def _coerce(template: Any, value: Any) -> Any:
+    if isinstance(template, bool):
+        return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
+    if isinstance(template, int):
+        return int(value)
+    if isinstance(template, float):
+        return float(value)
+    return str(value)
+
+
+def _config_path() -> Path | None:
+    for cand in (os.environ.get("RAG_CONFIG"), "rag.toml", REPO_ROOT / "rag.toml"):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    s = Settings()
+    p = Path(path) if path else _config_path()
+    overrides: dict[str, Any] = {}
+    if p is not None:
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read config {p}: {e}") from e
+        for section, values in data.items():
+            if isinstance(values, dict):
+                sub = getattr(s, section, None)
+                if sub is None:
+                    raise ConfigError(f"{p}: unknown section [{section}]")
+                known = {f.name for f in fields(sub)}
+                for k, v in values.items():
+                    if k not in known:
+                        raise ConfigError(f"{p}: unknown key {section}.{k}")
+                    overrides[f"{section}.{k}"] = _coerce(getattr(sub, k), v)
+            elif section == "index_dir":
+                overrides["index_dir"] = str(values)
+            else:
+                raise ConfigError(f"{p}: unknown key {section}")
+    for env, dotted in ENV_MAP.items():
+        if os.environ.get(env):
+            part, _, name = dotted.partition(".")
+            template = getattr(getattr(s, part), name) if name else getattr(s, part)
+            overrides[dotted] = _coerce(template, os.environ[env])
+    return s.with_overrides(**overrides)

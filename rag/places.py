@@ -1,0 +1,128 @@
+"""Place names: the gazetteer in rag/data/places.tsv (provinces, prefectures, county-level cities).
+
+Used to read a reply's city from its text, to recognise places named in a question, and to normalise
+filters (沈阳 -> 沈阳市, 辽宁 -> 辽宁省).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+_TSV = Path(__file__).parent / "data" / "places.tsv"
+_SUFFIXES = ("维吾尔自治区", "壮族自治区", "回族自治区", "特别行政区", "自治区", "自治州", "地区", "省", "市", "盟")
+# short forms that are everyday words in these texts: only their full form (with 市/省) counts
+_AMBIGUOUS_SHORT = {"合作", "东方", "安康", "永康", "长治", "和田", "开放", "大同", "高平", "通化", "白山", "临江", "海城", "龙口", "凭祥",
+                    "泰和", "福安", "安达", "长春", "吉首", "乐清", "和龙", "宁安", "兴义", "阿里", "丰城", "乐平", "德兴", "长乐", "宁国",
+                    "明光", "天长", "广水", "大冶", "当阳", "枝江", "宜都", "武安", "平湖", "海宁", "东阳", "瑞安", "福清", "建阳", "永安",
+                    "开远", "安宁", "普洱", "文山", "清镇", "仁怀", "赤水", "都匀", "福泉", "凯里", "兴仁", "华阴", "韩城", "彬州", "敦煌",
+                    "玉门", "德令哈", "格尔木", "青铜峡", "灵武", "阜康", "奎屯", "霍尔果斯", "博乐", "阿拉山口", "库尔勒", "阿克苏", "库车",
+                    "新乐", "晋州", "辛集", "霸州", "三河", "黄骅", "河间", "任丘", "泊头", "深州", "南宫", "沙河", "定州", "高碑店", "涿州",
+                    "安国", "迁安", "滦州", "遵化", "平泉", "公主岭", "梅河口", "集安", "舒兰", "磐石", "蛟河", "桦甸", "洮南", "大安", "扶余",
+                    "双辽", "延吉", "图们", "敦化", "珲春", "龙井", "新民", "庄河", "瓦房店", "盖州", "大石桥", "东港", "凤城", "兴城", "北镇",
+                    "凌海", "凌源", "北票", "调兵山", "开原", "灯塔", "新华", "中华", "长江", "黄河", "泰山", "黄山", "三亚", "万宁", "文昌",
+                    "琼海", "五指山", "儋州", "高州", "化州", "信宜", "廉江", "雷州", "吴川", "四会", "鹤山", "恩平", "台山", "开平", "英德",
+                    "连州", "乐昌", "南雄", "兴宁", "普宁", "陆丰", "阳春", "罗定", "北流", "桂平", "岑溪", "东兴", "合山", "靖西", "平果",
+                    "荔浦", "宜州", "义乌", "江山", "龙泉", "温岭", "临海", "玉环", "诸暨", "嵊州", "余姚", "慈溪", "桐乡", "海安", "如皋",
+                    "启东", "太仓", "昆山", "常熟", "张家港", "江阴", "宜兴", "溧阳", "丹阳", "扬中", "句容", "高邮", "仪征", "兴化", "靖江",
+                    "泰兴", "东台", "新沂", "邳州", "石狮", "晋江", "南安", "龙海", "漳平", "邵武", "武夷山", "建瓯", "福鼎", "长沙", "中国"}
+
+
+@dataclass(frozen=True)
+class Place:
+    name: str  # full name, e.g. 沈阳市
+    kind: str  # province | municipality | prefecture | county_city
+    province: str
+
+
+def short_name(full: str) -> str:
+    for suf in _SUFFIXES:
+        if full.endswith(suf) and len(full) - len(suf) >= 2:
+            base = full[: -len(suf)]
+            # 延边朝鲜族自治州 -> 延边
+            m = re.match(r"^(.{2,}?)(?:[\u4e00-\u9fff]{1,6}族)+$", base)
+            return m.group(1) if m and suf in ("自治州", "自治区") else base
+    return full
+
+
+@lru_cache(maxsize=1)
+def gazetteer() -> dict[str, Place]:
+    places: dict[str, Place] = {}
+    if _TSV.is_file():
+        for i, line in enumerate(_TSV.read_text(encoding="utf-8").splitlines()):
+            parts = line.split("\t")
+            if i == 0 or len(parts) < 3:
+                continue
+            name, kind, prov = (p.strip() for p in parts[:3])
+            if name and name not in places:
+                places[name] = Place(name, kind, prov)
+    return places
+
+
+_RANK = {"municipality": 0, "province": 1, "prefecture": 2, "county_city": 3}
+
+
+@lru_cache(maxsize=1)
+def _aliases() -> dict[str, str]:
+    """Every way of writing a place -> its full name (full names, and safe short names)."""
+    alias: dict[str, str] = {}
+    for p in sorted(gazetteer().values(), key=lambda p: _RANK.get(p.kind, 9)):
+        alias.setdefault(p.name, p.name)
+        s = short_name(p.name)
+        if s != p.name and p.kind != "county_city" and s not in _AMBIGUOUS_SHORT:
+            alias.setdefault(s, p.name)  # 吉林 -> 吉林省 (province before prefecture)
+    return alias
+
+
+@lru_cache(maxsize=1)
+def _alias_re() -> re.Pattern[str]:
+    names = sorted(_aliases(), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, names))) if names else re.compile(r"(?!x)x")
+
+
+def find_places(text: str) -> list[tuple[str, int, int]]:
+    """(full name, start, end) for each place written in text, longest match first."""
+    alias = _aliases()
+    return [(alias[m.group(0)], m.start(), m.end()) for m in _alias_re().finditer(text)]
+
+
+def normalise_place(name: str) -> str:
+    """'沈阳' -> '沈阳市', '辽宁' -> '辽宁省', '天津' -> '天津市'; unknown names get a best-effort suffix."""
+    name = re.sub(r"\s+", "", name or "")
+    if not name:
+        return ""
+    alias = _aliases()
+    if name in alias:
+        return alias[name]
+    if name.endswith(("省", "市", "自治区", "自治州", "县", "区", "盟", "地区", "特别行政区")):
+        return name
+    return name + "市"
+
+
+def province_of(full: str) -> str:
+    p = gazetteer().get(full)
+    return p.province if p else ""
+
+
+def dominant_place(text: str, min_count: int = 2) -> str:
+    """The place a reply is about: the full name (X市/X省) written most often in the text."""
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for full, start, end in find_places(text):
+        written = text[start:end]
+        weight = 2 if written == full else 1  # 营口市 counts more than a bare 营口
+        counts[full] = counts.get(full, 0) + weight
+        first.setdefault(full, start)
+    if not counts:
+        return ""
+    best = max(counts, key=lambda k: (counts[k], -first[k]))
+    return best if counts[best] >= min_count else ""
+
+
+def place_prefix(text: str) -> str:
+    """The place an issuing body's name begins with: 郑州市工业和信息化局 -> 郑州市."""
+    for full, start, _ in find_places(text[:12]):
+        if start == 0:
+            return full
+    return ""

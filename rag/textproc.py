@@ -1,0 +1,76 @@
+"""Text normalisation and jieba tokenisation shared by BM25, the answerer and the evaluation."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+_DATA = Path(__file__).parent / "data"
+
+STOPWORDS = set(
+    """的 了 和 与 及 或 在 对 为 是 将 把 被 等 中 上 下 了 也 都 就 而 并 从 以 于 其 之 这 那 有 个 各 该 此 我 你 他 她 它 们
+    我们 您 贵 呢 吗 吧 啊 么 什么 哪些 哪个 哪里 哪 多少 几 怎么 怎样 如何 是否 有没有 有无 请问 请 一下 给予 给 提供 多 少 情况 方面 相关
+    关于 具体 主要 哪家 哪几 分别 呀 嘛 还 又 再 即 可 能 会 要 被 所 由 向 至 到 按 按照 通过 进行 开展 工作 已 已经 目前 截至 答复 回复
+    建议 提案 代表 委员 市 省 政府 部门
+    a an the of to in on for and or is are was were be by with what which who how many much does do did about at as from that this those these
+    there their its it any each per""".split()
+)
+
+_PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """NFKC, then all whitespace removed: how evidence and answers are compared."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tk = jieba.Tokenizer()
+    tk.initialize()
+    tk.load_userdict(str(_DATA / "userdict.txt"))
+    return tk
+
+
+def tokenize(text: str, for_search: bool = True) -> list[str]:
+    """Lower-cased jieba tokens without punctuation and stop words (cut_for_search also emits sub-words)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    tk = _jieba()
+    words = tk.cut_for_search(text) if for_search else tk.cut(text)
+    out = []
+    for w in words:
+        w = w.strip()
+        if not w or w in STOPWORDS or _PUNCT_RE.match(w):
+            continue
+        out.append(w)
+    return out
+
+
+@lru_cache(maxsize=1)
+def glossary() -> list[tuple[re.Pattern[str], str]]:
+    """English -> Chinese domain terms, so English questions also match the Chinese text lexically."""
+    pairs = []
+    for line in (_DATA / "glossary.tsv").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        en, _, zh = line.partition("\t")
+        pairs.append((re.compile(r"\b" + re.escape(en.strip()).replace(r"\ ", r"[\s-]+") + r"s?\b", re.I), zh.strip()))
+    pairs.sort(key=lambda p: -len(p[0].pattern))
+    return pairs
+
+
+def expand_english(question: str) -> str:
+    """Append the Chinese terms of any glossary phrase found in an English question."""
+    if not re.search(r"[A-Za-z]{3,}", question):
+        return ""
+    extra = []
+    for rx, zh in glossary():
+        if rx.search(question):
+            extra.append(zh)
+    return " ".join(dict.fromkeys(" ".join(extra).split()))

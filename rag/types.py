@@ -1,0 +1,156 @@
+"""The small typed records that flow between the pipeline stages.
+
+loader -> RawFile -> parser -> Document (with Sections) -> chunker -> Chunk
+-> index/retriever -> Hit -> answerer -> Answer (with Citations)
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RawFile:
+    """A file read from disk and decoded to text."""
+
+    path: str
+    doc_id: str
+    text: str
+    encoding: str
+    fmt: str  # txt, md, html, docx, pdf
+    content_hash: str
+
+
+@dataclass
+class DocMeta:
+    doc_id: str
+    city: str = ""  # 营口市, 辽宁省 ...
+    issuer: str = ""  # 郑州市工业和信息化局
+    addressee: str = ""  # 孙建伟代表
+    title: str = ""  # 《关于…的建议》 (without the brackets)
+    number: str = ""  # 第B(2024)059号 -> B(2024)059
+    date: str = ""  # YYYY-MM-DD or YYYY-MM or YYYY
+    source: str = ""  # URL or path
+    path: str = ""
+    content_hash: str = ""
+
+    @property
+    def year(self) -> str:
+        return self.date[:4] if self.date else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Section:
+    """A node of the reply's outline. `text` is the body directly under the heading."""
+
+    label: str  # the heading text, e.g. "一、在拓展融资渠道…方面" or "一是建立健全金融服务工作机制"
+    level: int  # 1 = 一、, 2 = (一), 3 = 1., 4 = 一是 (relative order only)
+    text: str = ""
+    children: list["Section"] = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    meta: DocMeta
+    sections: list[Section]  # top level outline; preamble/closing are sections too
+    boilerplate: list[str] = field(default_factory=list)  # stripped web chrome, kept for inspection
+    text: str = ""  # cleaned full text (no boilerplate)
+
+
+@dataclass
+class Chunk:
+    chunk_id: str  # f"{doc_id}#{ordinal}"
+    doc_id: str
+    ordinal: int
+    text: str  # the passage as in the reply (what answers quote)
+    section_path: list[str]
+    city: str = ""
+    title: str = ""
+    issuer: str = ""
+    date: str = ""
+
+    @property
+    def section(self) -> str:
+        return " › ".join(self.section_path)
+
+    def context_text(self) -> str:
+        """What is embedded and BM25-indexed: the passage with its context."""
+        head = " ".join(x for x in (self.city, self.title and f"《{self.title}》", self.section) if x)
+        return f"{head}\n{self.text}" if head else self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id,
+            "doc_id": self.doc_id,
+            "ordinal": self.ordinal,
+            "text": self.text,
+            "section_path": self.section_path,
+            "city": self.city,
+            "title": self.title,
+            "issuer": self.issuer,
+            "date": self.date,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Chunk":
+        return cls(**{k: d.get(k, "") for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    sources: dict[str, int] = field(default_factory=dict)  # e.g. {"dense": 3, "bm25": 1}
+
+
+@dataclass
+class Citation:
+    n: int
+    doc_id: str
+    city: str
+    title: str
+    section: str
+    text: str
+    score: float
+    issuer: str = ""
+    date: str = ""
+    quote: str = ""  # the cited sentence(s) inside `text`
+    chunk_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    provider: str = "extractive"
+    unsupported: list[str] = field(default_factory=list)  # numbers not found in the cited passages
+    unmarked: list[str] = field(default_factory=list)  # sentences without any citation marker
+    note: str = ""  # e.g. "LLM failed: connection refused; extractive answer shown"
+    rewritten_question: str = ""
+    filters: dict[str, Any] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "provider": self.provider,
+            "unsupported": self.unsupported,
+            "unmarked": self.unmarked,
+            "note": self.note,
+            "rewritten_question": self.rewritten_question,
+            "filters": self.filters,
+        }
