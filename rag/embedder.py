@@ -33,7 +33,7 @@ class E5Int4Embeddings(Embeddings):
         if threads:
             os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         self._model = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def model(self):
@@ -82,7 +82,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         self.normalize = normalize
         self.batch_size = batch_size
         self._model = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def model(self):

@@ -17,6 +17,12 @@ STOPWORDS = set(
     there their its it any each per""".split()
 )
 
+# words of the question that say how it is asked, not what it is about (not required in an answer)
+QUESTION_STOP = set(
+    """城市 地方 地区 各地 各市 各省 不同 对比 比较 分别 哪些城市 哪些地方 哪个城市 措施 做法 有何 做了 采取 举措 方面 内容 什么样
+    哪方面 怎么样 哪些方面 主要 具体 一些 有关 相关 介绍 说说 谈谈 列举 多少钱 钱 which cities city""".split()
+)
+
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
 
 

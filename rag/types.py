@@ -104,7 +104,9 @@ class Hit:
     chunk: Chunk
     score: float
     rank: int = 0
-    sources: dict[str, int] = field(default_factory=dict)  # e.g. {"dense": 3, "bm25": 1}
+    sources: dict[str, int] = field(default_factory=dict)  # rank per retriever, e.g. {"dense": 3, "bm25": 1}
+    dense: float = 0.0  # cosine similarity to the question (0 when the dense retriever did not return it)
+    coverage: float = 0.0  # IDF-weighted share of the question's key terms in the passage
 
 
 @dataclass

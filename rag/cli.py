@@ -1,0 +1,267 @@
+"""Stage 7: the terminal interface (Typer + Rich).
+
+Heavy modules (numpy, faiss, jieba, the embedder, gradio, LLM clients) are imported inside the commands
+that need them, so `rag --help` and `rag ask` start quickly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cited question answering over government replies about SMEs.")
+docs_app = typer.Typer(help="List or remove indexed documents.", invoke_without_command=True)
+app.add_typer(docs_app, name="docs")
+console = Console()
+err = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A problem the user can fix: shown as one clear line, exit code 1 (2 for usage)."""
+
+    def __init__(self, msg: str, code: int = 1):
+        super().__init__(msg)
+        self.code = code
+
+
+def _settings(index: Optional[str] = None, **overrides):
+    from .config import ConfigError, load_settings
+
+    try:
+        s = load_settings()
+    except ConfigError as e:
+        raise UserError(str(e)) from e
+    return s.with_overrides(index_dir=index, **overrides)
+
+
+def _fail(msg: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {escape(msg)}")
+    raise typer.Exit(code)
+
+
+def _run(fn):
+    """Run a command body; known errors become one readable line and a non-zero exit, never a traceback."""
+    from .embedder import EmbedderError
+    from .index import IndexError_
+    from .ingest import IngestError
+
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except UserError as e:
+        _fail(str(e), e.code)
+    except (IndexError_, IngestError, EmbedderError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; the index is unchanged unless a new version had been completed", 130)
+    except Exception as e:  # last resort: still no traceback unless asked for
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        _fail(f"unexpected {type(e).__name__}: {e} (set RAG_DEBUG=1 for a traceback)")
+
+
+# ------------------------------------------------------------------ ingest
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files or directories (.txt .md .html .docx .pdf), recursively."),
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory (default: vectorstore/ or $RAG_INDEX)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the whole index (e.g. after changing the embedder)."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="e5-int4 (default) or sentence-transformers."),
+    embed_model: Optional[str] = typer.Option(None, "--embed-model", help="Model id/path for sentence-transformers."),
+    wait: float = typer.Option(0, "--wait", help="Seconds to wait for another running ingest (default: refuse at once)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Add or update replies in the index (unchanged files are skipped)."""
+
+    def body():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from .ingest import Progress as P
+        from .ingest import ingest as run_ingest
+
+        settings = _settings(index, **{"embedder.name": embedder, "embedder.model": embed_model})
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=err, transient=True, disable=as_json or not err.is_terminal,
+        ) as bar:
+            files_task = bar.add_task("files", total=None)
+            embed_task = bar.add_task("embedding", total=None, visible=False)
+
+            class Reporter(P):
+                def files(self, total):
+                    bar.update(files_task, total=total)
+
+                def file_done(self, path, status):
+                    bar.advance(files_task)
+
+                def embed_total(self, total):
+                    bar.update(embed_task, total=total, visible=total > 0)
+
+                def embed_advance(self, n):
+                    bar.advance(embed_task, n)
+
+            rep = run_ingest([str(p) for p in paths], settings, rebuild=rebuild, progress=Reporter(), lock_timeout=wait)
+        if as_json:
+            print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
+        else:
+            for path, reason in rep.skipped:
+                err.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}")
+            console.print(
+                f"[bold green]ingested[/] added {len(rep.added)}, updated {len(rep.updated)}, unchanged {len(rep.unchanged)}, "
+                f"removed {len(rep.removed)}, skipped {len(rep.skipped)} · {rep.chunks_total} chunks ({rep.chunks_embedded} embedded) · "
+                f"{rep.seconds:.1f} s → {escape(str(settings.index_dir))}"
+            )
+        ok = rep.added or rep.updated or rep.unchanged or rep.removed
+        if not ok:
+            raise UserError("nothing could be ingested" + (f" ({len(rep.skipped)} file(s) skipped)" if rep.skipped else ""))
+
+    _run(body)
+
+
+# ------------------------------------------------------------------ ask
+def _print_answer(ans, show_passages: bool = True) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    style = "yellow" if ans.abstained else "bold"
+    console.print(Panel(Text(ans.answer, style=style), title="答案 Answer" + (f" · {ans.provider}" if ans.provider != "extractive" else ""), expand=True))
+    if ans.note:
+        err.print(f"[yellow]note:[/] {escape(ans.note)}")
+    if ans.unsupported:
+        console.print(f"[bold red]⚠ numbers not found in the cited passages:[/] {escape(', '.join(ans.unsupported))}")
+    if ans.unmarked:
+        console.print(f"[yellow]⚠ {len(ans.unmarked)} sentence(s) without a citation[/]")
+    if ans.rewritten_question and ans.rewritten_question != ans.question:
+        console.print(f"[dim]question understood as: {escape(ans.rewritten_question)}[/]")
+    for c in ans.citations:
+        head = " · ".join(x for x in (c.city, c.issuer, c.title and f"《{c.title}》", c.date) if x)
+        console.print(f"[bold cyan][{c.n}][/] {escape(head)}  [dim]({escape(c.doc_id)})[/]")
+        console.print(f"    [green]{escape(c.section or '—')}[/]")
+        if show_passages:
+            t = Text("    ")
+            passage = c.text
+            quotes = [q for q in (c.quote or "").split("\n") if q]
+            pos = 0
+            spans = sorted((passage.find(q), len(q)) for q in quotes if passage.find(q) >= 0)
+            for start, length in spans:
+                if start < pos:
+                    continue
+                t.append(passage[pos:start], style="dim")
+                t.append(passage[start : start + length], style="bold yellow")
+                pos = start + length
+            t.append(passage[pos:], style="dim")
+            console.print(t)
+    if ans.timings_ms:
+        keys = [k for k in ("retrieve", "generate", "answer", "total") if k in ans.timings_ms]
+        console.print("[dim]" + " · ".join(f"{k} {ans.timings_ms[k]:.0f} ms" for k in keys) + "[/]")
+
+
+@app.command()
+def ask(
+    question: Optional[str] = typer.Argument(None, help="The question, in Chinese or English."),
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory."),
+    k: Optional[int] = typer.Option(None, "--k", min=1, max=50, help="Passages to use."),
+    city: Optional[list[str]] = typer.Option(None, "--city", help="Only replies of this city/province (repeatable): 沈阳, 辽宁省 …"),
+    year: Optional[list[str]] = typer.Option(None, "--year", help="Only replies dated in this year (repeatable)."),
+    llm: Optional[str] = typer.Option(None, "--llm", help="extractive (default), openai, ollama or llamacpp."),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM model name (or GGUF path for llamacpp)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    no_passages: bool = typer.Option(False, "--no-passages", help="Do not print the cited passages."),
+) -> None:
+    """Answer a question with citations to the replies."""
+
+    def body():
+        if question is None or not question.strip():
+            raise UserError('no question given: rag ask "营口市对博士每月补贴多少?"', 2)
+        if len(question) > 2000:
+            raise UserError(f"question too long ({len(question)} characters; at most 2000)", 2)
+        settings = _settings(index, **{"llm.provider": llm, "llm.model": model, "llm.base_url": base_url})
+        from .pipeline import Pipeline
+
+        pipe = Pipeline(settings)
+        gen = pipe.retriever.generation()  # fail early on a missing/empty index
+        if not gen.chunks:
+            raise UserError(f"the index at {settings.index_dir} is empty: add replies with `rag ingest data/replies`")
+        stream = None if as_json else (lambda tok: console.print(tok, end="", markup=False, highlight=False))
+        ans = pipe.ask(question, k=k, cities=city or None, years=year or None, on_token=stream)
+        if as_json:
+            print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1))
+        else:
+            if ans.provider != "extractive" and stream:
+                console.print()
+            _print_answer(ans, show_passages=not no_passages)
+
+    _run(body)
+
+
+# ------------------------------------------------------------------ docs
+@docs_app.callback()
+def docs(
+    ctx: typer.Context,
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the indexed documents."""
+    if ctx.invoked_subcommand:
+        ctx.obj = {"index": index}
+        return
+
+    def body():
+        from rich.table import Table
+
+        from .index import IndexStore
+
+        settings = _settings(index)
+        gen = IndexStore(settings.index_dir).load()
+        counts: dict[str, int] = {}
+        for c in gen.chunks:
+            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        rows = [
+            {"id": d, "city": m.city, "issuer": m.issuer, "title": m.title, "date": m.date, "chunks": counts.get(d, 0), "path": m.path}
+            for d, m in sorted(gen.docs.items())
+        ]
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+            return
+        t = Table(title=f"{len(rows)} documents · {len(gen.chunks)} chunks · {settings.index_dir}")
+        for col in ("id", "city", "issuer", "title", "date", "chunks"):
+            t.add_column(col, overflow="fold")
+        for r in rows:
+            t.add_row(*(escape(str(r[c])) for c in ("id", "city", "issuer", "title", "date", "chunks")))
+        console.print(t)
+
+    _run(body)
+
+
+@docs_app.command("remove")
+def docs_remove(
+    ctx: typer.Context,
+    doc_ids: list[str] = typer.Argument(..., help="Document id(s) as listed by `rag docs`."),
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory."),
+) -> None:
+    """Remove documents from every index."""
+
+    def body():
+        from .ingest import remove_documents
+
+        idx = index or (ctx.obj or {}).get("index")
+        rep = remove_documents(doc_ids, _settings(idx))
+        console.print(f"[bold green]removed[/] {', '.join(rep.removed)} · {rep.chunks_total} chunks left")
+
+    _run(body)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

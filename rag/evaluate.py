@@ -1,0 +1,225 @@
+"""`rag eval`: score the whole pipeline against a gold Q&A set, with baselines in the same run.
+
+Evidence and answers are compared after the same normalisation (NFKC, all whitespace removed).
+Baselines: BM25 only, dense only, and the naive tutorial pipeline (RecursiveCharacterTextSplitter at
+500/50, the same embedder, FAISS, top-k, the same extractive answerer).
+"""
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .textproc import normalise
+from .types import Answer, Chunk, Hit
+
+FIELDS = ("id", "question", "answer", "answerable", "doc_ids", "evidence", "must_include", "type")
+TYPES = {"fact", "section", "cross_doc", "paraphrase", "english", "unanswerable"}
+METRICS = ("hit@1", "hit@3", "hit@5", "evidence_recall@5", "doc_recall@10", "mrr", "must_include", "abstain_accuracy", "false_abstain", "citation_valid", "unsupported_numbers", "latency_ms_p50", "latency_ms_p95")
+
+
+class GoldError(ValueError):
+    pass
+
+
+@dataclass
+class GoldItem:
+    id: str
+    question: str
+    answer: str
+    answerable: bool
+    doc_ids: list[str]
+    evidence: list[str]
+    must_include: list[str]
+    type: str
+
+
+def load_gold(path: str | Path) -> list[GoldItem]:
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise GoldError(f"cannot read gold file {p}: {e}") from e
+    items: list[GoldItem] = []
+    seen: set[str] = set()
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GoldError(f"{p}:{no}: invalid JSON ({e.msg})") from e
+        if not isinstance(obj, dict):
+            raise GoldError(f"{p}:{no}: expected a JSON object")
+        missing = [f for f in FIELDS if f not in obj]
+        if missing:
+            raise GoldError(f"{p}:{no}: missing field(s) {', '.join(missing)}")
+        extra = [f for f in obj if f not in FIELDS]
+        if extra:
+            raise GoldError(f"{p}:{no}: unknown field(s) {', '.join(extra)}")
+        if obj["type"] not in TYPES:
+            raise GoldError(f"{p}:{no}: type must be one of {sorted(TYPES)}")
+        if not isinstance(obj["answerable"], bool) or not all(isinstance(obj[f], list) for f in ("doc_ids", "evidence", "must_include")):
+            raise GoldError(f"{p}:{no}: answerable must be a boolean and doc_ids/evidence/must_include lists")
+        if obj["id"] in seen:
+            raise GoldError(f"{p}:{no}: duplicate id {obj['id']}")
+        seen.add(obj["id"])
+        items.append(GoldItem(**{f: obj[f] for f in FIELDS}))
+    if not items:
+        raise GoldError(f"{p}: no questions")
+    return items
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    return float(np.percentile(np.array(values), q))
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    type: str
+    question: str
+    answerable: bool
+    retrieved: list[str]
+    retrieved_docs: list[str]
+    first_hit_rank: int | None
+    evidence_found5: float
+    doc_recall10: float
+    answer: str
+    abstained: bool
+    must_include_ok: bool
+    citation_valid: bool
+    unsupported: int
+    latency_ms: float
+    failed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def score_question(item: GoldItem, hits: list[Hit], ans: Answer, latency_ms: float) -> QuestionResult:
+    texts = [normalise(h.chunk.text) for h in hits]
+    ev = [normalise(e) for e in item.evidence]
+    first = None
+    for i, t in enumerate(texts):
+        if any(e in t for e in ev):
+            first = i + 1
+            break
+    found5 = sum(1 for e in ev if any(e in t for t in texts[:5])) / len(ev) if ev else 0.0
+    docs_hit = {d for d in item.doc_ids for h, t in zip(hits[:10], texts[:10]) if h.chunk.doc_id == d and any(e in t for e in ev)}
+    doc_recall = len(docs_hit) / len(item.doc_ids) if item.doc_ids else 0.0
+    na = normalise(ans.answer)
+    must_ok = all(normalise(m) in na for m in item.must_include) and not ans.abstained
+    markers = {int(m) for m in re.findall(r"\[(\d+)\]", ans.answer)}
+    cited = {c.n for c in ans.citations}
+    cit_valid = markers <= cited and (ans.abstained or bool(markers))
+    failed = []
+    if item.answerable:
+        if first is None or first > 3:
+            failed.append(f"evidence rank {first}")
+        if doc_recall < 1:
+            failed.append(f"doc_recall@10 {doc_recall:.2f}")
+        if not must_ok:
+            failed.append("abstained" if ans.abstained else "must_include missing")
+    elif not ans.abstained:
+        failed.append("answered an unanswerable question")
+    if not cit_valid:
+        failed.append("invalid citation markers")
+    return QuestionResult(
+        id=item.id, type=item.type, question=item.question, answerable=item.answerable,
+        retrieved=[h.chunk.chunk_id for h in hits], retrieved_docs=[h.chunk.doc_id for h in hits],
+        first_hit_rank=first, evidence_found5=found5, doc_recall10=doc_recall, answer=ans.answer, abstained=ans.abstained,
+        must_include_ok=must_ok, citation_valid=cit_valid, unsupported=len(ans.unsupported), latency_ms=latency_ms, failed=failed,
+    )
+
+
+def aggregate(rows: list[QuestionResult]) -> dict[str, float]:
+    ans = [r for r in rows if r.answerable]
+    una = [r for r in rows if not r.answerable]
+
+    def share(xs):
+        return round(sum(xs) / len(xs), 4) if xs else 0.0
+
+    m = {
+        "hit@1": share([r.first_hit_rank == 1 for r in ans]),
+        "hit@3": share([r.first_hit_rank is not None and r.first_hit_rank <= 3 for r in ans]),
+        "hit@5": share([r.first_hit_rank is not None and r.first_hit_rank <= 5 for r in ans]),
+        "evidence_recall@5": share([r.evidence_found5 for r in ans]),
+        "doc_recall@10": share([r.doc_recall10 for r in ans]),
+        "mrr": share([1 / r.first_hit_rank if r.first_hit_rank else 0 for r in ans]),
+        "must_include": share([r.must_include_ok for r in ans]),
+        "abstain_accuracy": share([r.abstained for r in una]),
+        "false_abstain": share([r.abstained for r in ans]),
+        "citation_valid": share([r.citation_valid for r in rows]),
+        "unsupported_numbers": sum(r.unsupported for r in rows),
+        "latency_ms_p50": round(_pct([r.latency_ms for r in rows], 50), 1),
+        "latency_ms_p95": round(_pct([r.latency_ms for r in rows], 95), 1),
+        "n": len(rows),
+    }
+    return m
+
+
+AskFn = Callable[[str], tuple[list[Hit], Answer]]
+
+
+def run_system(gold: list[GoldItem], ask: AskFn, progress: Callable[[], None] | None = None) -> list[QuestionResult]:
+    rows = []
+    for item in gold:
+        t = time.perf_counter()
+        hits, ans = ask(item.question)
+        dt = (time.perf_counter() - t) * 1000
+        rows.append(score_question(item, hits, ans, dt))
+        if progress:
+            progress()
+    return rows
+
+
+class NaiveBaseline:
+    """The tutorial pipeline: RecursiveCharacterTextSplitter(500, 50) over the raw files, same embedder, FAISS top-k."""
+
+    def __init__(self, docs: dict[str, str], embedder, k: int = 5):
+        import faiss
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
+        self.chunks: list[Chunk] = []
+        for doc_id, text in sorted(docs.items()):
+            for i, piece in enumerate(splitter.split_text(text)):
+                self.chunks.append(Chunk(chunk_id=f"naive:{doc_id}#{i}", doc_id=doc_id, ordinal=i, text=piece, section_path=[]))
+        self.embedder = embedder
+        vecs = embedder.embed_array([c.text for c in self.chunks]) if self.chunks else np.zeros((0, 384), np.float32)
+        self.index = faiss.IndexFlatIP(vecs.shape[1])
+        self.index.add(vecs)
+        self.k = k
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]:
+        qv = self.embedder.embed_array([question], is_query=True)
+        D, I = self.index.search(qv, k or self.k)
+        return [Hit(chunk=self.chunks[i], score=float(d), rank=r + 1, dense=float(d)) for r, (i, d) in enumerate(zip(I[0], D[0])) if i >= 0]
+
+
+def by_type(rows: list[QuestionResult]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for t in sorted({r.type for r in rows}):
+        out[t] = aggregate([r for r in rows if r.type == t])
+    return out
+
+
+def format_table(columns: dict[str, dict[str, float]], metrics: tuple[str, ...] = METRICS) -> str:
+    names = list(columns)
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for m in metrics:
+        lines.append(f"| {m} | " + " | ".join(str(columns[n].get(m, "")) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else 0.0

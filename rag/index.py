@@ -1,0 +1,269 @@
+"""Stage 4b: the persisted index: chunk store, FAISS vectors, BM25, manifest.
+
+Layout of an index directory:
+
+    CURRENT                 -> {"generation": "gen-000007"}  (replaced atomically)
+    gen-000007/manifest.json   format version, embedder identity and dimension, documents, counts
+    gen-000007/docs.json       DocMeta per document
+    gen-000007/chunks.jsonl    one Chunk per line, in vector order
+    gen-000007/vectors.npy     float32 passage vectors (allow_pickle=False)
+    gen-000007/dense.faiss     FAISS inner-product index over the normalised vectors
+    gen-000007/bm25/           bm25s arrays + vocab (JSON / .npy, no pickle)
+    cache/embeddings-*.sqlite  vectors by content hash, per embedder
+    .ingest.lock               held by the one ingest allowed at a time
+    feedback.jsonl             thumbs up/down from the chat
+
+A new generation is written in full to a temporary directory, fsynced, renamed, and only then is
+CURRENT swapped: a crash at any point leaves the previous generation complete and current.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .types import Chunk, DocMeta
+
+FORMAT_VERSION = 1
+HNSW_THRESHOLD = 200_000  # below this many vectors exact search is fast enough (see benchmarks/scale.py)
+
+
+class IndexError_(RuntimeError):
+    """A missing, empty, corrupt or incompatible index. The message says what to do."""
+
+
+class IncompatibleIndex(IndexError_):
+    pass
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, obj) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, ensure_ascii=False, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
+    import faiss
+
+    n, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
+    if n >= hnsw_threshold:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+        index.add(vectors)
+        return index
+    index = faiss.IndexFlatIP(dim)
+    if n:
+        index.add(vectors)
+    return index
+
+
+def build_bm25(token_lists: list[list[str]]):
+    import bm25s
+
+    bm = bm25s.BM25(k1=1.2, b=0.75)
+    # an empty token list would make bm25s drop the document: keep alignment with a placeholder
+    bm.index([t or ["\u2205"] for t in token_lists], show_progress=False)
+    return bm
+
+
+@dataclass
+class Generation:
+    """One loaded, immutable state of the index."""
+
+    path: Path
+    manifest: dict
+    docs: dict[str, DocMeta]
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    faiss_index: object
+    bm25: object
+    _by_doc: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def rows_of(self, doc_id: str) -> list[int]:
+        if not self._by_doc:
+            for i, c in enumerate(self.chunks):
+                self._by_doc.setdefault(c.doc_id, []).append(i)
+        return self._by_doc.get(doc_id, [])
+
+
+class IndexStore:
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+
+    # ------------------------------------------------------------ reading
+    @property
+    def current_file(self) -> Path:
+        return self.dir / "CURRENT"
+
+    def current_name(self) -> str | None:
+        try:
+            data = json.loads(self.current_file.read_text(encoding="utf-8"))
+            return str(data["generation"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise IndexError_(f"index at {self.dir} is damaged (CURRENT unreadable: {e}); run `rag ingest --rebuild`") from e
+
+    def exists(self) -> bool:
+        return self.current_name() is not None
+
+    def read_manifest(self) -> dict | None:
+        name = self.current_name()
+        if name is None:
+            return None
+        try:
+            return json.loads((self.dir / name / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise IndexError_(f"index at {self.dir} is damaged ({e}); run `rag ingest --rebuild`") from e
+
+    def load(self, expect_embedder: str | None = None) -> Generation:
+        import bm25s
+        import faiss
+
+        name = self.current_name()
+        if name is None:
+            raise IndexError_(f"no index at {self.dir}: build one with `rag ingest data/replies` (or pass --index DIR)")
+        gdir = self.dir / name
+        try:
+            manifest = json.loads((gdir / "manifest.json").read_text(encoding="utf-8"))
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise IncompatibleIndex(
+                    f"index at {self.dir} has format {manifest.get('format_version')}, this version reads {FORMAT_VERSION}: run `rag ingest --rebuild`"
+                )
+            if expect_embedder and manifest.get("embedder") != expect_embedder:
+                raise IncompatibleIndex(
+                    f"index at {self.dir} was built with embedder '{manifest.get('embedder')}', but '{expect_embedder}' is configured: "
+                    f"scores would be meaningless. Run `rag ingest --rebuild` (or configure the original embedder)."
+                )
+            docs = {k: DocMeta(**v) for k, v in json.loads((gdir / "docs.json").read_text(encoding="utf-8")).items()}
+            with open(gdir / "chunks.jsonl", encoding="utf-8") as fh:
+                chunks = [Chunk.from_dict(json.loads(line)) for line in fh if line.strip()]
+            vectors = np.load(gdir / "vectors.npy", allow_pickle=False)
+            findex = faiss.read_index(str(gdir / "dense.faiss"))
+            bm = bm25s.BM25.load(str(gdir / "bm25"), allow_pickle=False) if chunks else None
+        except IndexError_:
+            raise
+        except Exception as e:  # any damaged file: say so, never a traceback
+            raise IndexError_(f"index at {self.dir} is damaged ({type(e).__name__}: {e}); run `rag ingest --rebuild`") from e
+        if len(chunks) != vectors.shape[0] or findex.ntotal != len(chunks):
+            raise IndexError_(f"index at {self.dir} is inconsistent ({len(chunks)} chunks, {vectors.shape[0]} vectors); run `rag ingest --rebuild`")
+        return Generation(gdir, manifest, docs, chunks, vectors, findex, bm)
+
+    # ------------------------------------------------------------ writing
+    def write_generation(
+        self,
+        embedder_identity: str,
+        dim: int,
+        docs: dict[str, DocMeta],
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        token_lists: list[list[str]],
+        extra: dict | None = None,
+    ) -> str:
+        """Write a complete new generation and make it current. Returns its name."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        prev = self.current_name()
+        n = 1 + max([int(p.name.split("-")[1]) for p in self.dir.glob("gen-[0-9]*") if p.name.split("-")[1].isdigit()] or [0])
+        name = f"gen-{n:06d}"
+        tmp = self.dir / f".tmp-{name}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(chunks), dim)
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            for c in chunks:
+                fh.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        _write_json(tmp / "docs.json", {k: v.to_dict() for k, v in sorted(docs.items())})
+        with open(tmp / "vectors.npy", "wb") as fh:
+            np.save(fh, vectors, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        import faiss
+
+        findex = build_faiss(vectors)
+        faiss.write_index(findex, str(tmp / "dense.faiss"))
+        if chunks:
+            bm = build_bm25(token_lists)
+            bm.save(str(tmp / "bm25"), show_progress=False)
+        else:
+            (tmp / "bm25").mkdir()
+        for f in (tmp / "bm25").iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        per_doc: dict[str, int] = {}
+        for c in chunks:
+            per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "embedder": embedder_identity,
+            "dim": dim,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "chunk_count": len(chunks),
+            "faiss": type(findex).__name__,
+            "documents": {
+                k: {"content_hash": v.content_hash, "path": v.path, "chunks": per_doc.get(k, 0)} for k, v in sorted(docs.items())
+            },
+            **(extra or {}),
+        }
+        _write_json(tmp / "manifest.json", manifest)
+        _fsync_dir(tmp)
+        os.rename(tmp, self.dir / name)
+        _fsync_dir(self.dir)
+        cur_tmp = self.dir / f".CURRENT.{os.getpid()}"
+        _write_json(cur_tmp, {"generation": name})
+        os.replace(cur_tmp, self.current_file)
+        _fsync_dir(self.dir)
+        self._cleanup(keep={name, prev})
+        return name
+
+    def _cleanup(self, keep: set[str | None]) -> None:
+        """Remove old generations (the previous one stays for readers still loading it) and stale temp dirs."""
+        for p in self.dir.iterdir():
+            if p.name.startswith("gen-") and p.name not in keep:
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.name.startswith(".tmp-gen-"):
+                pid = p.name.rsplit("-", 1)[-1]
+                if pid.isdigit() and not _pid_alive(int(pid)):
+                    shutil.rmtree(p, ignore_errors=True)
+            elif p.name.startswith(".CURRENT."):
+                pid = p.name.rsplit(".", 1)[-1]
+                if pid.isdigit() and not _pid_alive(int(pid)):
+                    p.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

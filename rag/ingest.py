@@ -1,0 +1,238 @@
+"""Ingest: files -> RawFile -> Document -> Chunks -> vectors -> a new index generation.
+
+Incremental: a file whose bytes did not change is skipped; a changed file replaces its chunks; a document
+removed with `remove` (or whose file disappeared from a directory being re-ingested) leaves every index.
+Only one ingest runs per index (a lock file); failures of single files never touch the existing index.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from .chunker import chunk_document
+from .config import Settings
+from .embedder import EmbeddingCache, embed_with_cache, make_embedder
+from .index import IncompatibleIndex, IndexStore
+from .loader import LoadError, discover, read_file
+from .parser import parse
+from .textproc import tokenize
+from .types import Chunk, DocMeta
+
+
+class IngestError(RuntimeError):
+    pass
+
+
+class IndexLocked(IngestError):
+    pass
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    generation: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "chunks_total": self.chunks_total,
+            "chunks_embedded": self.chunks_embedded,
+            "seconds": round(self.seconds, 3),
+            "generation": self.generation,
+        }
+
+
+class Progress:
+    """Callbacks the CLI/app implement to show progress (all optional)."""
+
+    def files(self, total: int) -> None: ...
+    def file_done(self, path: str, status: str) -> None: ...
+    def embed_total(self, total: int) -> None: ...
+    def embed_advance(self, n: int) -> None: ...
+    def stage(self, name: str) -> None: ...
+
+
+def lock_for(index_dir: Path) -> FileLock:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(index_dir / ".ingest.lock"))
+
+
+def _under(path: str, roots: list[Path]) -> bool:
+    try:
+        rp = Path(path).resolve()
+    except OSError:
+        return False
+    return any(rp == r or r in rp.parents for r in roots)
+
+
+def ingest(
+    paths: list[str | Path],
+    settings: Settings,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    lock_timeout: float = 0,
+    remove_ids: list[str] | None = None,
+) -> IngestReport:
+    """Add/update the files under `paths` (and remove `remove_ids`) in the index at settings.index_dir."""
+    t0 = time.perf_counter()
+    progress = progress or Progress()
+    store = IndexStore(settings.index_dir)
+    lock = lock_for(store.dir)
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout as e:
+        raise IndexLocked(f"another `rag ingest` is writing the index at {store.dir} (lock {lock.lock_file}); wait for it to finish and try again") from e
+    try:
+        return _ingest_locked(paths, settings, store, rebuild, progress, remove_ids or [], t0)
+    finally:
+        lock.release()
+
+
+def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float) -> IngestReport:
+    rep = IngestReport()
+    embedder = make_embedder(settings.embedder)
+    identity = embedder.identity
+
+    # the current state (kept documents and their chunks/vectors)
+    docs: dict[str, DocMeta] = {}
+    chunks_by_doc: dict[str, list[Chunk]] = {}
+    vec_by_chunk: dict[str, np.ndarray] = {}
+    if store.exists() and not rebuild:
+        try:
+            gen = store.load(expect_embedder=identity)
+        except IncompatibleIndex as e:
+            raise IngestError(str(e)) from e
+        docs = dict(gen.docs)
+        for i, c in enumerate(gen.chunks):
+            chunks_by_doc.setdefault(c.doc_id, []).append(c)
+            vec_by_chunk[c.chunk_id] = gen.vectors[i]
+    elif store.exists() and rebuild:
+        # rebuild re-reads the files the index knows about, plus the given paths
+        try:
+            old = store.read_manifest() or {}
+        except Exception:
+            old = {}
+        known = [v.get("path") for v in (old.get("documents") or {}).values() if v.get("path")]
+        paths = list(paths) + [p for p in known if Path(p).exists() and p not in paths]
+
+    for doc_id in remove_ids:
+        if doc_id not in docs:
+            raise IngestError(f"no document '{doc_id}' in the index at {store.dir} (see `rag docs`)")
+        docs.pop(doc_id)
+        chunks_by_doc.pop(doc_id, None)
+        rep.removed.append(doc_id)
+
+    found = discover(list(paths))
+    for err in found.problems:
+        rep.skipped.append((err.path, err.reason))
+    progress.files(len(found.files))
+
+    # files that disappeared from a directory being re-ingested
+    dir_roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+    if dir_roots:
+        for doc_id, meta in list(docs.items()):
+            if meta.path and _under(meta.path, dir_roots) and not Path(meta.path).exists():
+                docs.pop(doc_id)
+                chunks_by_doc.pop(doc_id, None)
+                rep.removed.append(doc_id)
+
+    t_parse = time.perf_counter()
+    new_chunks: dict[str, list[Chunk]] = {}
+    seen_ids: dict[str, str] = {}
+    for f in found.files:
+        doc_id = f.stem
+        if doc_id in seen_ids:
+            rep.skipped.append((str(f), f"duplicate document id '{doc_id}' (also {seen_ids[doc_id]}); rename one of the files"))
+            progress.file_done(str(f), "skipped")
+            continue
+        try:
+            raw = read_file(f, doc_id=doc_id)
+        except LoadError as e:
+            rep.skipped.append((e.path, e.reason))
+            progress.file_done(str(f), "skipped")
+            continue
+        seen_ids[doc_id] = str(f)
+        old = docs.get(doc_id)
+        if old is not None and old.content_hash == raw.content_hash and doc_id in chunks_by_doc:
+            rep.unchanged.append(doc_id)
+            if old.path != raw.path:
+                docs[doc_id] = DocMeta(**{**old.to_dict(), "path": raw.path})
+            progress.file_done(str(f), "unchanged")
+            continue
+        try:
+            doc = parse(raw)
+            chunks = chunk_document(doc, settings.chunker)
+        except RecursionError:
+            rep.skipped.append((str(f), "outline too deeply nested to parse"))
+            progress.file_done(str(f), "skipped")
+            continue
+        if not chunks:
+            rep.skipped.append((str(f), "no indexable text after removing page boilerplate"))
+            progress.file_done(str(f), "skipped")
+            continue
+        (rep.updated if old is not None else rep.added).append(doc_id)
+        docs[doc_id] = doc.meta
+        new_chunks[doc_id] = chunks
+        progress.file_done(str(f), "updated" if old is not None else "added")
+    rep.timings["parse"] = time.perf_counter() - t_parse
+
+    if not rep.changed and not rebuild:
+        rep.chunks_total = sum(len(v) for v in chunks_by_doc.values())
+        rep.generation = store.current_name() or ""
+        rep.seconds = time.perf_counter() - t0
+        return rep
+
+    chunks_by_doc.update(new_chunks)
+    all_chunks: list[Chunk] = [c for doc_id in sorted(chunks_by_doc) for c in chunks_by_doc[doc_id]]
+    # embed what is new (the cache makes a rebuild of unchanged text free)
+    t_emb = time.perf_counter()
+    need = [c for c in all_chunks if c.chunk_id not in vec_by_chunk or c.doc_id in new_chunks]
+    cache = EmbeddingCache(store.dir / "cache", identity)
+    try:
+        progress.embed_total(len(need))
+        progress.stage("embedding")
+        vecs, n_embedded = embed_with_cache(
+            embedder, cache, [c.context_text() for c in need], batch_size=settings.embedder.batch_size, progress=progress.embed_advance
+        )
+    finally:
+        cache.close()
+    for c, v in zip(need, vecs):
+        vec_by_chunk[c.chunk_id] = v
+    rep.chunks_embedded = n_embedded
+    rep.timings["embed"] = time.perf_counter() - t_emb
+
+    t_idx = time.perf_counter()
+    progress.stage("indexing")
+    dim = int(vecs.shape[1]) if len(need) else (int(next(iter(vec_by_chunk.values())).shape[0]) if vec_by_chunk else embedder.dim)
+    vectors = np.stack([vec_by_chunk[c.chunk_id] for c in all_chunks]) if all_chunks else np.zeros((0, dim), np.float32)
+    tokens = [tokenize(c.context_text()) for c in all_chunks]
+    rep.generation = store.write_generation(identity, dim, docs, all_chunks, vectors, tokens)
+    rep.timings["index"] = time.perf_counter() - t_idx
+    rep.chunks_total = len(all_chunks)
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def remove_documents(doc_ids: list[str], settings: Settings, lock_timeout: float = 0) -> IngestReport:
+    return ingest([], settings, remove_ids=doc_ids, lock_timeout=lock_timeout)

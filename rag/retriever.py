@@ -1,0 +1,273 @@
+"""Stage 5: hybrid retrieval (FAISS dense + jieba BM25, reciprocal rank fusion, lexical re-ranking),
+filters (city/province, year), per-document coverage for comparative questions.
+
+`Retriever` is the one implementation shared by `rag ask`, the chat app and `rag eval`;
+`as_langchain()` wraps it as a LangChain `BaseRetriever` for users' own chains.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Settings
+from .index import Generation, IndexError_, IndexStore
+from .places import find_places, normalise_place
+from .textproc import QUESTION_STOP, expand_english, normalise, tokenize
+from .types import Hit
+
+_COMPARATIVE = re.compile(
+    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|分别(是|有)|异同|"
+    r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
+    re.I,
+)
+_YEAR_IN_Q = re.compile(r"((?:19|20)\d{2})\s*年(?:的|度)?(?:答复|回复|建议|提案|文件)")
+
+
+@dataclass
+class Query:
+    text: str
+    cities: list[str] = field(default_factory=list)  # filter: full place names
+    years: list[str] = field(default_factory=list)
+    comparative: bool = False
+    unknown_places: list[str] = field(default_factory=list)  # named in the question, no document about them
+    expansion: str = ""  # Chinese terms for an English question
+    terms: list[str] = field(default_factory=list)  # key terms for lexical checks
+
+    @property
+    def search_text(self) -> str:
+        return f"{self.text} {self.expansion}".strip()
+
+
+@dataclass
+class SearchResult:
+    query: Query
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+    generation: str = ""
+
+
+class Retriever:
+    def __init__(self, settings: Settings, embedder=None):
+        self.settings = settings
+        self.store = IndexStore(settings.index_dir)
+        self._embedder = embedder
+        self._gen: Generation | None = None
+        self._gen_name: str | None = None
+        self._df: dict[str, int] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ loading
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from .embedder import make_embedder
+
+            self._embedder = make_embedder(self.settings.embedder)
+        return self._embedder
+
+    def generation(self) -> Generation:
+        """The current index generation; reloaded when an ingest has published a new one."""
+        name = self.store.current_name()
+        if self._gen is not None and name == self._gen_name:
+            return self._gen
+        with self._lock:
+            name = self.store.current_name()
+            if self._gen is None or name != self._gen_name:
+                gen = self.store.load(expect_embedder=self.embedder.identity)
+                self._gen, self._gen_name, self._df = gen, gen.name, None
+        return self._gen
+
+    def document_frequencies(self) -> dict[str, int]:
+        gen = self.generation()
+        if self._df is None:
+            vocab = getattr(gen.bm25, "vocab_dict", None) or {}
+            df: dict[str, int] = {}
+            if vocab is not None and gen.bm25 is not None:
+                indptr = np.asarray(gen.bm25.scores["indptr"])
+                counts = np.diff(indptr)
+                for tok, tid in vocab.items():
+                    if tid < len(counts):
+                        df[tok] = int(counts[tid])
+            self._df = df
+        return self._df
+
+    def idf(self, term: str) -> float:
+        n = max(1, len(self.generation().chunks))
+        d = self.document_frequencies().get(term, 0)
+        return math.log(1 + (n - d + 0.5) / (d + 0.5))
+
+    # ------------------------------------------------------------ query analysis
+    def cities(self) -> list[str]:
+        return sorted({m.city for m in self.generation().docs.values() if m.city})
+
+    def analyze(self, question: str, cities: list[str] | None = None, years: list[str] | None = None) -> Query:
+        q = Query(text=question.strip())
+        indexed = set(self.cities())
+        q.comparative = bool(_COMPARATIVE.search(question))
+        if cities:
+            q.cities = [normalise_place(c) for c in cities]
+        else:
+            named = list(dict.fromkeys(full for full, _, _ in find_places(question)))
+            known = [p for p in named if p in indexed]
+            q.cities = known
+            q.unknown_places = [p for p in named if p not in indexed] if not known else []
+        if years:
+            q.years = [str(y) for y in years]
+        else:
+            q.years = list(dict.fromkeys(_YEAR_IN_Q.findall(question)))
+        q.expansion = expand_english(question)
+        terms = tokenize(q.search_text, for_search=True)
+        place_bits = {p for c in q.cities + q.unknown_places for p in (c, c[:-1], c[:2])}
+        q.terms = [t for t in dict.fromkeys(terms) if t not in place_bits and t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t)]
+        return q
+
+    def allowed_rows(self, q: Query) -> np.ndarray | None:
+        """Row ids passing the filters, or None for no filter."""
+        if not q.cities and not q.years:
+            return None
+        gen = self.generation()
+        ok_docs = {
+            d for d, m in gen.docs.items() if (not q.cities or m.city in q.cities) and (not q.years or (m.year and m.year in q.years))
+        }
+        rows = [i for d in ok_docs for i in gen.rows_of(d)]
+        return np.array(sorted(rows), dtype=np.int64)
+
+    # ------------------------------------------------------------ scoring
+    def _dense(self, qvec: np.ndarray, allowed: np.ndarray | None, n: int) -> list[tuple[int, float]]:
+        import faiss
+
+        gen = self.generation()
+        if allowed is not None and len(allowed) == 0:
+            return []
+        n = min(n, gen.faiss_index.ntotal if allowed is None else len(allowed))
+        if n <= 0:
+            return []
+        if allowed is not None:
+            if len(allowed) <= 4096:  # small subset: exact scores straight from the vectors
+                sims = gen.vectors[allowed] @ qvec
+                top = np.argsort(-sims)[:n]
+                return [(int(allowed[i]), float(sims[i])) for i in top]
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            D, I = gen.faiss_index.search(qvec.reshape(1, -1), n, params=params)
+        else:
+            D, I = gen.faiss_index.search(qvec.reshape(1, -1), n)
+        return [(int(i), float(d)) for i, d in zip(I[0], D[0]) if i >= 0]
+
+    def _bm25(self, tokens: list[str], allowed: np.ndarray | None, n: int) -> list[tuple[int, float]]:
+        gen = self.generation()
+        if gen.bm25 is None or not tokens:
+            return []
+        scores = gen.bm25.get_scores(tokens)
+        if allowed is not None:
+            mask = np.full(scores.shape, -1.0, dtype=np.float32)
+            mask[allowed] = scores[allowed]
+            scores = mask
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top])]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def coverage(self, q: Query, text: str) -> float:
+        """IDF-weighted share of the question's key terms that occur in text (0..1)."""
+        if not q.terms:
+            return 0.0
+        t = normalise(text).lower()
+        total = hit = 0.0
+        for term in q.terms:
+            w = self.idf(term)
+            total += w
+            if term in t:
+                hit += w
+        return hit / total if total else 0.0
+
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        cities: list[str] | None = None,
+        years: list[str] | None = None,
+        mode: str = "hybrid",
+        query: Query | None = None,
+    ) -> SearchResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        gen = self.generation()
+        timings["load"] = (time.perf_counter() - t0) * 1000
+        cfg = self.settings.retrieval
+        k = k or cfg.k
+        q = query or self.analyze(question, cities, years)
+        if q.unknown_places and not q.cities:
+            return SearchResult(q, [], timings, gen.name)
+        allowed = self.allowed_rows(q)
+        n_cand = max(cfg.candidates, k * 4)
+        if q.comparative:
+            n_cand = max(n_cand, 200)
+        dense: list[tuple[int, float]] = []
+        sparse: list[tuple[int, float]] = []
+        if mode in ("hybrid", "dense"):
+            t = time.perf_counter()
+            qvec = np.asarray(self.embedder.embed_array([q.search_text], is_query=True)[0], dtype=np.float32)
+            timings["embed"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            dense = self._dense(qvec, allowed, n_cand)
+            timings["dense"] = (time.perf_counter() - t) * 1000
+        if mode in ("hybrid", "bm25"):
+            t = time.perf_counter()
+            sparse = self._bm25(tokenize(q.search_text), allowed, n_cand)
+            timings["bm25"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        fused: dict[int, float] = {}
+        src: dict[int, dict[str, int]] = {}
+        dense_sim: dict[int, float] = {}
+        for name, lst, w in (("dense", dense, cfg.dense_weight), ("bm25", sparse, cfg.bm25_weight)):
+            for rank, (row, score) in enumerate(lst):
+                fused[row] = fused.get(row, 0.0) + w / (cfg.rrf_k + rank + 1)
+                src.setdefault(row, {})[name] = rank + 1
+                if name == "dense":
+                    dense_sim[row] = score
+        if mode == "hybrid":
+            # final ranking: fused rank plus how much of the question's key vocabulary the passage holds
+            scored = {row: f + 0.02 * self.coverage(q, gen.chunks[row].text) for row, f in fused.items()}
+        else:
+            scored = fused
+        order = sorted(scored, key=lambda r: -scored[r])
+        if q.comparative and mode == "hybrid":
+            order = self._per_document(order, scored, q, k)
+        if not q.comparative:
+            order = order[:k]
+        hits = [
+            Hit(chunk=gen.chunks[r], score=float(scored[r]), rank=i + 1, sources=src.get(r, {}), dense=dense_sim.get(r, 0.0), coverage=self.coverage(q, gen.chunks[r].text))
+            for i, r in enumerate(order)
+        ]
+        timings["fuse"] = (time.perf_counter() - t) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(q, hits, timings, gen.name)
+
+    def _per_document(self, order: list[int], scored: dict[int, float], q: Query, k: int) -> list[int]:
+        """Comparative questions: the best passages of every document that has relevant evidence."""
+        gen = self.generation()
+        per = self.settings.retrieval.per_doc_comparative
+        by_doc: dict[str, list[int]] = {}
+        for r in order:
+            by_doc.setdefault(gen.chunks[r].doc_id, []).append(r)
+        best_cov = {d: max(self.coverage(q, gen.chunks[r].text) for r in rows[:3]) for d, rows in by_doc.items()}
+        top_cov = max(best_cov.values(), default=0.0)
+        keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
+        keep.sort(key=lambda d: -scored[by_doc[d][0]])
+        out: list[int] = []
+        for d in keep:
+            out.extend(by_doc[d][:per])
+        return out
+
+    def as_langchain(self, k: int | None = None):
+        from .lc import RagLangChainRetriever
+
+        return RagLangChainRetriever(retriever=self, k=k or self.settings.retrieval.k)
+
+
+__all__ = ["Retriever", "Query", "SearchResult", "IndexError_"]
