@@ -259,6 +259,25 @@ def docs_remove(
     _run(body)
 
 
+# ------------------------------------------------------------------ serve
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Interface to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default 7860)."),
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory."),
+    no_bootstrap: bool = typer.Option(False, "--no-bootstrap", help="Do not build the index of data/replies when there is none."),
+) -> None:
+    """Serve the chat (Gradio) at http://127.0.0.1:7860."""
+
+    def body():
+        from .webapp import serve as run_server
+
+        settings = _settings(index, **{"app.host": host, "app.port": port})
+        run_server(settings, bootstrap=not no_bootstrap)
+
+    _run(body)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -23,6 +23,7 @@ class EmbedderConfig:
     normalize: bool = True
     batch_size: int = 32
     threads: int = 0  # 0 = all cores
+    cache_dir: str = ""  # embedding cache; empty = <index_dir>/cache
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ ENV_MAP = {
     "RAG_INDEX": "index_dir",
     "RAG_EMBEDDER": "embedder.name",
     "RAG_EMBED_MODEL": "embedder.model",
+    "RAG_EMBED_CACHE": "embedder.cache_dir",
     "RAG_LLM": "llm.provider",
     "RAG_LLM_MODEL": "llm.model",
     "RAG_LLM_BASE_URL": "llm.base_url",

@@ -208,7 +208,7 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
     # embed what is new (the cache makes a rebuild of unchanged text free)
     t_emb = time.perf_counter()
     need = [c for c in all_chunks if c.chunk_id not in vec_by_chunk or c.doc_id in new_chunks]
-    cache = EmbeddingCache(store.dir / "cache", identity)
+    cache = EmbeddingCache(Path(settings.embedder.cache_dir) if settings.embedder.cache_dir else store.dir / "cache", identity)
     try:
         progress.embed_total(len(need))
         progress.stage("embedding")

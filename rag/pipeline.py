@@ -1,7 +1,13 @@
-"""The whole question path in one place (retrieve -> answer), shared by the CLI, the app and the evaluation."""
+"""The whole question path in one place (retrieve -> answer), shared by the CLI, the app and the evaluation.
+
+With `llm.provider = extractive` (default) the answer is extractive. With an LLM provider the passages go
+to the model (rag.llm), its answer is verified against the cited passages, and any failure of the model
+falls back to the extractive answer with a one-line note.
+"""
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from .answer import ExtractiveAnswerer
 from .config import Settings
@@ -15,13 +21,31 @@ class Pipeline:
         self.retriever = retriever or Retriever(settings)
         self.extractive = ExtractiveAnswerer(self.retriever.coverage, min_coverage=settings.retrieval.abstain_min_overlap)
 
-    def ask(self, question: str, k: int | None = None, cities: list[str] | None = None, years: list[str] | None = None, mode: str = "hybrid", on_token=None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        cities: list[str] | None = None,
+        years: list[str] | None = None,
+        mode: str = "hybrid",
+        on_token: Callable[[str], None] | None = None,
+        provider: str | None = None,
+    ) -> Answer:
+        """Answer `question`. `provider` overrides settings.llm.provider; `on_token` receives streamed LLM text."""
         t0 = time.perf_counter()
         res = self.retriever.search(question, k=k, cities=cities, years=years, mode=mode)
         t1 = time.perf_counter()
         ans = self.extractive.answer(res.query, res.hits)
         t2 = time.perf_counter()
+        timings = {**{f"retrieve.{k}": v for k, v in res.timings_ms.items()}, "retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}
+        provider = (provider or self.settings.llm.provider or "extractive").lower()
+        if provider != "extractive":
+            from .llm import llm_answer  # imported only when an LLM is used
+
+            ans = llm_answer(self.settings, provider, res.query, res.hits, fallback=ans, on_token=on_token)
+            timings["generate"] = (time.perf_counter() - t2) * 1000
         ans.hits = res.hits
         ans.filters = {"cities": res.query.cities, "years": res.query.years, "comparative": res.query.comparative}
-        ans.timings_ms = {**{f"retrieve.{k}": v for k, v in res.timings_ms.items()}, "retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        ans.timings_ms = timings
         return ans
