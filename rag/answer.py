@@ -1,31 +1,104 @@
 """Stage 6a: the extractive answerer (no LLM, works offline).
 
 It quotes the sentences of the retrieved passages that answer the question, word for word, each followed
-by its citation marker [n]; comparative questions get one line per city/document. When no passage
-supports an answer it abstains (资料中未找到…) instead of quoting loosely related text.
+by its citation marker [n]:
+- a fact question gets the best sentence for each part of the question (…多少?…多少? has two parts);
+- a question about a whole section (…方面做了哪些工作?) gets that section's items, one line each;
+- a comparative question gets one line per city/document.
+It abstains (资料中未找到…) when nothing supports an answer: the place asked about has no reply, too few
+of the question's key terms occur, the year asked about is not in the passage, or the question asks for
+an amount of some kind (多少家, 多少钱, 比例…) and the best passage states none.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 from .parser import split_sentences
 from .retriever import Query
-from .textproc import normalise
-from .types import Answer, Citation, Hit
+from .textproc import normalise, tokenize
+from .types import Answer, Chunk, Citation, Hit
 
 _ASKS_NUMBER = re.compile(
-    r"多少|几[个家户项次场条名人年月天倍批]|几成|金额|数额|额度|比例|比重|占比|规模|数量|总额|余额|增长率|增速|多大|多高|多长|哪一年|何时|什么时候|时间|日期|"
-    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion)\b|\bwhen\b|\bwhich year\b",
+    r"多少|几[个家户项次场条名人年月天倍批期种所套本册亿万]|几成|金额|数额|额度|比例|比重|占比|规模|数量|总额|余额|增长率|增速|多大|多高|多长|哪一年|何时|什么时候|哪天|日期|"
+    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\bwhen\b|\bwhich year\b|\bwhat year\b|\bwhat date\b",
     re.I,
 )
-_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万)")
+_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
+# the kind of quantity a question asks for -> what a supporting sentence must contain
+_UNIT_ASKED = [
+    (re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
+    (re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
+    (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
+    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|rate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
+    (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I), re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*元|元|万|亿")),
+]
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+_SECTION_Q = re.compile(r"(哪些|什么|何种|怎样|如何|怎么)(工作|措施|举措|做法|安排|打算|部署|成效|进展|行动|办法)?|做了什么|情况如何|进展如何|有何|what (has|have|did|does|measures|steps|work)", re.I)
+_QWORD = re.compile(r"多少|几|哪|什么|何|是否|怎样|如何|谁|how|what|which|when|who", re.I)
+_MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[（(][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])\s*")
 NOT_FOUND = "资料中未找到能回答该问题的内容。"
+
+
+@lru_cache(maxsize=1)
+def _domain_terms() -> frozenset[str]:
+    path = Path(__file__).parent / "data" / "userdict.txt"
+    return frozenset(line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def asks_number(question: str) -> bool:
     return bool(_ASKS_NUMBER.search(question))
+
+
+def question_parts(question: str) -> list[str]:
+    """'…发布了多少融资需求?累计放款多少?' -> two parts, each with its own question word."""
+    pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))", question) if p and p.strip()]
+    parts = [p for p in pieces if _QWORD.search(p)]
+    return parts if len(parts) >= 2 else [question]
+
+
+def unit_check(question: str) -> re.Pattern[str] | None:
+    for asked, needed in _UNIT_ASKED:
+        if asked.search(question):
+            return needed
+    return None
+
+
+_GENERIC_HEAD = set("每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准 情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将".split())
+
+
+def head_terms(part: str) -> list[str]:
+    """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
+    m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
+    if not m:
+        return []
+    after = re.match(r"[\u4e00-\u9fff]{0,6}", part[m.end():]).group(0)
+    before = re.search(r"[\u4e00-\u9fff]{0,4}$", part[: m.start()]).group(0)
+    out: list[str] = []
+    for seg in (after, before):
+        toks = [t for t in tokenize(seg, for_search=False) if t not in _GENERIC_HEAD and len(t) >= 2 and not _QWORD.search(t)]
+        if toks:
+            out.extend(toks[:2] if seg is after else toks[-1:])
+            break
+    return out
+
+
+def _bigrams(s: str) -> set[str]:
+    s = re.sub(r"[\W\d_a-zA-Z]+", "", s)
+    return {s[i : i + 2] for i in range(len(s) - 1)}
+
+
+def heading_match(label: str, question: str) -> float:
+    """Share of a heading's character bigrams found in the question (markers and 方面 ignored)."""
+    core = _MARKER.sub("", label)
+    core = re.sub(r"^(在|关于)|方面$", "", core)
+    hb = _bigrams(core)
+    if len(hb) < 2:
+        return 0.0
+    return len(hb & _bigrams(question)) / len(hb)
 
 
 @dataclass
@@ -38,7 +111,7 @@ class _Sent:
     order: int
 
 
-def _clauses_window(sentence: str, q: Query, cover: Callable[[Query, str], float], limit: int = 160) -> str:
+def _clauses_window(sentence: str, scorer: Callable[[str], float], limit: int = 160) -> str:
     """A long sentence is cut to its best run of whole clauses (exact wording, never rephrased)."""
     if len(sentence) <= limit:
         return sentence
@@ -50,7 +123,7 @@ def _clauses_window(sentence: str, q: Query, cover: Callable[[Query, str], float
             if len(text) + len(parts[j]) > limit and text:
                 break
             text += parts[j]
-            s = cover(q, text) + (0.05 if _NUMBER.search(text) else 0) - 0.0005 * len(text)
+            s = scorer(text) + (0.05 if _NUMBER.search(text) else 0) - 0.0005 * len(text)
             if s > best_score:
                 best, best_score = text, s
     return best.rstrip("，,；;：:")
@@ -59,13 +132,25 @@ def _clauses_window(sentence: str, q: Query, cover: Callable[[Query, str], float
 class ExtractiveAnswerer:
     name = "extractive"
 
-    def __init__(self, coverage: Callable[[Query, str], float], min_coverage: float = 0.34, min_dense: float = 0.80):
+    def __init__(
+        self,
+        coverage: Callable[[Query, str], float],
+        min_coverage: float = 0.34,
+        min_dense: float = 0.80,
+        section_chunks: Callable[[str, list[str]], list[Chunk]] | None = None,
+    ):
         self.coverage = coverage
         self.min_coverage = min_coverage
         self.min_dense = min_dense
+        self.section_chunks = section_chunks
 
     # -------------------------------------------------------------- public
     def answer(self, q: Query, hits: list[Hit]) -> Answer:
+        ans = self._answer(q, hits)
+        ans.question = q.text
+        return ans
+
+    def _answer(self, q: Query, hits: list[Hit]) -> Answer:
         if q.unknown_places:
             places = "、".join(q.unknown_places)
             return Answer(q.text, f"资料中未找到关于{places}的答复,无法回答该问题。", True, [])
@@ -73,9 +158,12 @@ class ExtractiveAnswerer:
             return Answer(q.text, NOT_FOUND, True, [])
         if q.comparative:
             return self._comparative(q, hits)
+        sec = self._section(q, hits)
+        if sec is not None:
+            return sec
         return self._single(q, hits)
 
-    # -------------------------------------------------------------- internals
+    # -------------------------------------------------------------- sentences
     def _sentences(self, q: Query, hits: list[Hit]) -> list[_Sent]:
         need_num = asks_number(q.text)
         out: list[_Sent] = []
@@ -87,7 +175,7 @@ class ExtractiveAnswerer:
                     s = s.strip()
                     if len(normalise(s)) < 4:
                         continue
-                    s = _clauses_window(s, q, self.coverage)
+                    s = _clauses_window(s, lambda t: self.coverage(q, t))
                     cov = self.coverage(q, s)
                     has_num = bool(_NUMBER.search(s))
                     score = cov + 0.12 * prior + (0.08 if need_num and has_num else 0.0)
@@ -95,35 +183,132 @@ class ExtractiveAnswerer:
                     order += 1
         return out
 
-    def _supported(self, q: Query, best: _Sent) -> bool:
-        if not q.terms:  # nothing to match lexically (e.g. an English question outside the glossary): trust dense
-            return best.hit.dense >= self.min_dense
-        if best.coverage >= self.min_coverage:
-            return True
-        return best.hit.dense >= self.min_dense + 0.03 and best.hit.coverage >= self.min_coverage * 0.75
+    def _check(self, q: Query, part: str, s: _Sent) -> bool:
+        """Does sentence s support an answer to `part` of the question?"""
+        if not q.terms:  # nothing to match lexically (an English question outside the glossary): trust dense
+            if s.hit.dense < self.min_dense:
+                return False
+        elif s.coverage < self.min_coverage:
+            return False
+        passage = normalise(s.hit.chunk.text)
+        for year in _YEAR.findall(part):
+            if year not in passage:
+                return False
+        for term in head_terms(part):
+            # the thing asked about must be there (exactly in the passage, or most of its characters in the sentence)
+            if term not in passage and sum(ch in s.text for ch in term) * 2 <= len(term):
+                return False
+        if asks_number(part):
+            need = unit_check(part)
+            if need is not None and not need.search(s.text):
+                return False
+            if need is None and not s.has_number:
+                return False
+        return True
 
-    def _single(self, q: Query, hits: list[Hit]) -> Answer:
-        sents = self._sentences(q, hits[:3])
+    def _pick(self, q: Query, part: str, hits: list[Hit]) -> _Sent | None:
+        sub = replace(q, text=part, terms=[t for t in tokenize(part) if t in q.terms] or q.terms) if part != q.text else q
+        sents = self._sentences(sub, hits)
         if not sents:
-            return Answer(q.text, NOT_FOUND, True, [])
-        need_num = asks_number(q.text)
+            return None
         ranked = sorted(sents, key=lambda s: (-s.score, s.order))
         best = ranked[0]
-        if need_num and not best.has_number:
-            with_num = [s for s in ranked if s.has_number]
-            if with_num and with_num[0].score >= best.score * 0.75:
-                best = with_num[0]
-        if not self._supported(q, best) or (need_num and not best.has_number and not any(s.has_number and s.coverage >= self.min_coverage for s in ranked)):
-            return Answer(q.text, NOT_FOUND, True, [])
-        chosen = [best]
-        for s in ranked[1:]:
-            if len(chosen) >= 3:
-                break
-            if s.score >= best.score * 0.8 and s.coverage >= self.min_coverage and s.text not in {c.text for c in chosen}:
-                chosen.append(s)
-        chosen.sort(key=lambda s: s.order)
-        return self._compose(q, [(None, chosen)])
+        if self._check(sub, part, best):
+            return best
+        # a sentence nearly as relevant that does state what is asked (the number, the year)
+        for s in ranked[1:6]:
+            if s.score >= best.score * 0.8 and self._check(sub, part, s):
+                return s
+        return None
 
+    def _single(self, q: Query, hits: list[Hit]) -> Answer:
+        top = hits[:3]
+        parts = question_parts(q.text)
+        chosen: list[_Sent] = []
+        for part in parts:
+            s = self._pick(q, part, top)
+            if s is None:
+                if len(parts) == 1:
+                    return Answer(q.text, NOT_FOUND, True, [])
+                continue
+            if s.text not in {c.text for c in chosen}:
+                chosen.append(s)
+        if not chosen:
+            return Answer(q.text, NOT_FOUND, True, [])
+        if len(parts) == 1:
+            # a second sentence when it is about as relevant (e.g. the figure follows the heading sentence)
+            sents = sorted(self._sentences(q, top), key=lambda s: (-s.score, s.order))
+            for s in sents[:4]:
+                if len(chosen) >= 2:
+                    break
+                if s.text != chosen[0].text and s.score >= chosen[0].score * 0.85 and self._check(q, q.text, s):
+                    chosen.append(s)
+        chosen.sort(key=lambda s: (s.hit.rank, s.order))
+        return self._compose([(None, chosen)])
+
+    # -------------------------------------------------------------- whole sections
+    def _section(self, q: Query, hits: list[Hit]) -> Answer | None:
+        if self.section_chunks is None or not _SECTION_Q.search(q.text) or asks_number(q.text):
+            return None
+        best: tuple[float, Hit, list[str]] | None = None
+        for hit in hits[:3]:
+            path = hit.chunk.section_path
+            for depth in range(1, len(path) + 1):
+                label = path[depth - 1]
+                m = heading_match(label, q.text)
+                if m >= 0.6 and (best is None or m > best[0] + 1e-9):
+                    best = (m, hit, path[:depth])
+        if best is None:
+            return None
+        _, hit, prefix = best
+        chunks = self.section_chunks(hit.chunk.doc_id, prefix)
+        if not chunks:
+            return None
+        # one line per item of the section (the next level of the outline), or per chunk if it has none
+        items: dict[str, list[Chunk]] = {}
+        for c in chunks:
+            key = c.section_path[len(prefix)] if len(c.section_path) > len(prefix) else f"#{c.ordinal}"
+            items.setdefault(key, []).append(c)
+        domain = _domain_terms()
+        groups: list[tuple[Hit, list[str]]] = []
+        for key, cs in list(items.items())[:8]:
+            sents = [s.strip() for c in cs for para in c.text.split("\n") for s in split_sentences(para) if len(normalise(s)) >= 4]
+            sents = [s for s in sents if heading_match(s, prefix[-1]) < 0.9]  # the section heading itself is not an answer
+            if not sents:
+                continue
+            picked = [sents[0]] if len(sents[0]) >= 10 or len(sents) == 1 else sents[:2]
+
+            def salience(s: str) -> float:
+                return (1.0 if _NUMBER.search(s) else 0.0) + 0.8 * sum(1 for t in domain if t in s) - 0.002 * len(s)
+
+            rest = sorted((s for s in sents if s not in picked), key=lambda s: -salience(s))
+            if rest and salience(rest[0]) > 0.5:
+                picked.append(rest[0])
+            picked = [_clauses_window(s, lambda t: 0.0, limit=150) for s in sorted(picked, key=sents.index)]
+            chunk_of = {s: next((c for c in cs if s in c.text), cs[0]) for s in picked}
+            for s in picked:
+                groups.append((Hit(chunk=chunk_of[s], score=hit.score, rank=hit.rank), [s]))
+        if not groups:
+            return None
+        lines: list[tuple[str | None, list[_Sent]]] = []
+        order = 0
+        by_item: list[list[_Sent]] = []
+        cur_key = None
+        for h, ss in groups:
+            key = h.chunk.section_path[len(prefix)] if len(h.chunk.section_path) > len(prefix) else f"#{h.chunk.ordinal}"
+            sent = _Sent(ss[0], h, 1.0, 1.0, bool(_NUMBER.search(ss[0])), order)
+            order += 1
+            if key != cur_key:
+                by_item.append([])
+                cur_key = key
+            by_item[-1].append(sent)
+        for item in by_item:
+            lines.append((None, item))
+        ans = self._compose(lines)
+        ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}「{_MARKER.sub('', prefix[-1])}」:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
+        return ans
+
+    # -------------------------------------------------------------- comparative
     def _comparative(self, q: Query, hits: list[Hit]) -> Answer:
         by_doc: dict[str, list[Hit]] = {}
         for h in hits:
@@ -135,21 +320,22 @@ class ExtractiveAnswerer:
                 continue
             ranked = sorted(sents, key=lambda s: (-s.score, s.order))
             best = ranked[0]
-            if best.coverage < self.min_coverage and not (not q.terms and best.hit.dense >= self.min_dense):
+            # the retriever already kept only documents with relevant passages; a lower bar for the sentence
+            if best.coverage < 0.2 and not (not q.terms and best.hit.dense >= self.min_dense):
                 continue
-            chosen = [best] + [s for s in ranked[1:2] if s.score >= best.score * 0.85 and s.coverage >= self.min_coverage]
+            chosen = [best] + [s for s in ranked[1:3] if s.score >= best.score * 0.85 and s.coverage >= 0.2][:1]
             chosen.sort(key=lambda s: s.order)
             label = doc_hits[0].chunk.city or doc_id
             groups.append((label, chosen))
         if not groups:
             return Answer(q.text, NOT_FOUND, True, [])
-        # two documents from the same city: name them apart
         labels = [g[0] for g in groups]
-        if len(set(labels)) < len(labels):
+        if len(set(labels)) < len(labels):  # two documents from the same city: name them apart
             groups = [(f"{lab}({g[1][0].hit.chunk.doc_id})" if labels.count(lab) > 1 else lab, g[1]) for lab, g in zip(labels, groups)]
-        return self._compose(q, groups)
+        return self._compose(groups)
 
-    def _compose(self, q: Query, groups: list[tuple[str | None, list[_Sent]]]) -> Answer:
+    # -------------------------------------------------------------- output
+    def _compose(self, groups: list[tuple[str | None, list[_Sent]]]) -> Answer:
         cites: dict[str, Citation] = {}
         lines: list[str] = []
         for label, sents in groups:
@@ -158,17 +344,8 @@ class ExtractiveAnswerer:
                 c = s.hit.chunk
                 if c.chunk_id not in cites:
                     cites[c.chunk_id] = Citation(
-                        n=len(cites) + 1,
-                        doc_id=c.doc_id,
-                        city=c.city,
-                        title=c.title,
-                        section=c.section,
-                        text=c.text,
-                        score=round(s.hit.score, 4),
-                        issuer=c.issuer,
-                        date=c.date,
-                        quote=s.text,
-                        chunk_id=c.chunk_id,
+                        n=len(cites) + 1, doc_id=c.doc_id, city=c.city, title=c.title, section=c.section, text=c.text,
+                        score=round(s.hit.score, 4), issuer=c.issuer, date=c.date, quote=s.text, chunk_id=c.chunk_id,
                     )
                 else:
                     cit = cites[c.chunk_id]
@@ -177,4 +354,4 @@ class ExtractiveAnswerer:
                 parts.append(f"{s.text}[{cites[c.chunk_id].n}]")
             body = "".join(parts)
             lines.append(f"{label}:{body}" if label else body)
-        return Answer(q.text, "\n".join(lines), False, list(cites.values()))
+        return Answer("", "\n".join(lines), False, list(cites.values()))

@@ -68,17 +68,40 @@ def pack_sentences(text: str, max_chars: int) -> list[str]:
     return pieces
 
 
+def _prepend(head: str, unit: _Unit, max_chars: int) -> list[_Unit]:
+    """Put a heading line in front of a unit, moving sentences to a second unit if it would grow too long."""
+    if len(head) + 1 + len(unit.text) <= max_chars:
+        return [_Unit(f"{head}\n{unit.text}", unit.path)]
+    sents = split_sentences(unit.text)
+    first = ""
+    while sents and len(head) + 1 + len(first) + len(sents[0]) <= max_chars:
+        first += sents.pop(0)
+    rest = "".join(sents)
+    out = [_Unit(f"{head}\n{first}" if first else head, unit.path)]
+    if rest:
+        out.append(_Unit(rest, unit.path))
+    return out
+
+
 def _units(sections: list[Section], path: tuple[str, ...], cfg: ChunkerConfig) -> list[_Unit]:
     out: list[_Unit] = []
     for sec in sections:
         p = path + ((sec.label,) if sec.label else ())
         own = sec.text.strip()
         child_units = _units(sec.children, p, cfg)
+        if sec.heading:
+            # a heading that stands on its own line is text too: it opens the section's first chunk
+            if own:
+                own = f"{sec.heading}\n{own}"
+            elif child_units:
+                child_units[0:1] = _prepend(sec.heading, child_units[0], cfg.max_chars)
+            else:
+                own = sec.heading
         if own:
             lines = [ln for ln in own.split("\n") if ln.strip()]
             own_units = [_Unit(piece, p) for ln in lines for piece in pack_sentences(ln, cfg.max_chars)]
             # a short intro goes with the first sub-item rather than standing alone
-            if child_units and len(own_units) == 1 and len(own) < cfg.min_chars * 2 and len(own) + len(child_units[0].text) + 1 <= cfg.max_chars + cfg.min_chars:
+            if child_units and len(own_units) == 1 and len(own) < cfg.min_chars * 2 and len(own) + len(child_units[0].text) + 1 <= cfg.max_chars:
                 child_units[0] = _Unit(own + "\n" + child_units[0].text, child_units[0].path)
                 own_units = []
             out.extend(own_units)

@@ -40,7 +40,7 @@ class RetrievalConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     per_doc_comparative: int = 2  # passages per document for comparative questions
-    abstain_min_overlap: float = 0.34  # share of the question's key terms a passage must contain
+    abstain_min_overlap: float = 0.2  # share of the question's key terms a passage must contain
 
 
 @dataclass(frozen=True)

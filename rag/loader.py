@@ -98,14 +98,30 @@ def _common_chars() -> frozenset[str]:
     return frozenset(top)
 
 
-def _plausibility(text: str) -> float:
+@lru_cache(maxsize=1)
+def _big5_common_chars() -> frozenset[str]:
+    """The 5,401 'frequently used' hanzi of Big5 (0xA440-0xC67E): jieba's dictionary is simplified Chinese,
+    so traditional text needs its own model of 'common'."""
+    chars: set[str] = set()
+    for lead in range(0xA4, 0xC7):
+        for trail in (*range(0x40, 0x7F), *range(0xA1, 0xFF)):
+            if (lead << 8 | trail) > 0xC67E:
+                break
+            try:
+                chars.add(bytes((lead, trail)).decode("big5"))
+            except UnicodeDecodeError:
+                pass
+    return frozenset(chars)
+
+
+def _plausibility(text: str, extra: frozenset[str] = frozenset()) -> float:
     """Share of characters that are ASCII, common CJK or punctuation (1.0 = clean text)."""
     if not text:
         return 0.0
     common = _common_chars()
     good = 0
     for ch in text:
-        if ch.isascii() or ch in common or unicodedata.category(ch)[0] in "PZ":
+        if ch.isascii() or ch in common or ch in extra or unicodedata.category(ch)[0] in "PZ":
             good += 1
     return good / len(text)
 
@@ -147,7 +163,8 @@ def decode_bytes(data: bytes, path: str | Path = "<bytes>") -> tuple[str, str]:
             text = data.decode(enc)
         except UnicodeDecodeError:
             continue
-        candidates.append((_plausibility(text[:20000]), enc, text))
+        extra = _big5_common_chars() if enc == "big5" else frozenset()
+        candidates.append((_plausibility(text[:20000], extra), enc, text))
     if not candidates:
         raise LoadError(path, "not decodable as UTF-8, GB18030/GBK or Big5 (binary or unknown encoding)")
     score, enc, text = max(candidates)

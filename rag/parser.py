@@ -420,7 +420,7 @@ def parse(raw: RawFile) -> Document:
         level = (parent.level + 1) if parent else 1
         is_heading_only = len(para) <= 50 and not re.search(r"[。；;！？!?]", para[:-1] if para else para) and rank <= 3
         label = para.rstrip("。；;:：") if is_heading_only else short_label(para)
-        sec = Section(label=label, level=level, text="" if is_heading_only else para)
+        sec = Section(label=label, level=level, text="" if is_heading_only else para, heading=para if is_heading_only else "")
         new_secs = [sec]
         if not is_heading_only:
             new_secs += _split_inline(sec, rank)

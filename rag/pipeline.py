@@ -19,7 +19,9 @@ class Pipeline:
     def __init__(self, settings: Settings, retriever: Retriever | None = None):
         self.settings = settings
         self.retriever = retriever or Retriever(settings)
-        self.extractive = ExtractiveAnswerer(self.retriever.coverage, min_coverage=settings.retrieval.abstain_min_overlap)
+        self.extractive = ExtractiveAnswerer(
+            self.retriever.coverage, min_coverage=settings.retrieval.abstain_min_overlap, section_chunks=self.retriever.section_chunks
+        )
 
     def ask(
         self,

@@ -121,9 +121,12 @@ class Retriever:
         else:
             q.years = list(dict.fromkeys(_YEAR_IN_Q.findall(question)))
         q.expansion = expand_english(question)
-        terms = tokenize(q.search_text, for_search=True)
-        place_bits = {p for c in q.cities + q.unknown_places for p in (c, c[:-1], c[:2])}
-        q.terms = [t for t in dict.fromkeys(terms) if t not in place_bits and t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t)]
+        # key terms: without the place names (they are filters, not topic words)
+        topic = q.search_text
+        for _, a, b in sorted(find_places(topic), key=lambda x: -x[1]):
+            topic = topic[:a] + " " + topic[b:]
+        terms = tokenize(topic, for_search=True)
+        q.terms = [t for t in dict.fromkeys(terms) if t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t)]
         return q
 
     def allowed_rows(self, q: Query) -> np.ndarray | None:
@@ -257,12 +260,27 @@ class Retriever:
             by_doc.setdefault(gen.chunks[r].doc_id, []).append(r)
         best_cov = {d: max(self.coverage(q, gen.chunks[r].text) for r in rows[:3]) for d, rows in by_doc.items()}
         top_cov = max(best_cov.values(), default=0.0)
-        keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
+        # anchor terms: the most specific words of the question (首贷, 小巨人); a document holding one is relevant
+        df = self.document_frequencies()
+        present = [t for t in q.terms if df.get(t, 0) > 0 and len(t) >= 2]
+        max_idf = max((self.idf(t) for t in present), default=0.0)
+        anchors = [t for t in present if self.idf(t) >= 0.75 * max_idf]
+
+        def has_anchor(d: str) -> bool:
+            return any(a in normalise(gen.chunks[r].text) for r in by_doc[d][:3] for a in anchors)
+
+        keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov) or (best_cov[d] >= 0.2 and has_anchor(d))]
         keep.sort(key=lambda d: -scored[by_doc[d][0]])
         out: list[int] = []
         for d in keep:
             out.extend(by_doc[d][:per])
         return out
+
+    def section_chunks(self, doc_id: str, path: list[str] | tuple[str, ...]) -> list:
+        """The chunks of one document whose section path starts with `path`, in document order."""
+        gen = self.generation()
+        n = len(path)
+        return [gen.chunks[i] for i in gen.rows_of(doc_id) if tuple(gen.chunks[i].section_path[:n]) == tuple(path)]
 
     def as_langchain(self, k: int | None = None):
         from .lc import RagLangChainRetriever

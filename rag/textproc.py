@@ -12,7 +12,7 @@ STOPWORDS = set(
     """的 了 和 与 及 或 在 对 为 是 将 把 被 等 中 上 下 了 也 都 就 而 并 从 以 于 其 之 这 那 有 个 各 该 此 我 你 他 她 它 们
     我们 您 贵 呢 吗 吧 啊 么 什么 哪些 哪个 哪里 哪 多少 几 怎么 怎样 如何 是否 有没有 有无 请问 请 一下 给予 给 提供 多 少 情况 方面 相关
     关于 具体 主要 哪家 哪几 分别 呀 嘛 还 又 再 即 可 能 会 要 被 所 由 向 至 到 按 按照 通过 进行 开展 工作 已 已经 目前 截至 答复 回复
-    建议 提案 代表 委员 市 省 政府 部门
+    市 省 政府 部门
     a an the of to in on for and or is are was were be by with what which who how many much does do did about at as from that this those these
     there their its it any each per""".split()
 )

@@ -50,6 +50,7 @@ class Section:
     level: int  # 1 = 一、, 2 = (一), 3 = 1., 4 = 一是 (relative order only)
     text: str = ""
     children: list["Section"] = field(default_factory=list)
+    heading: str = ""  # the heading line as written, when it stands alone (一、工作开展情况)
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Chunk:
 
     def context_text(self) -> str:
         """What is embedded and BM25-indexed: the passage with its context."""
-        head = " ".join(x for x in (self.city, self.title and f"《{self.title}》", self.section) if x)
+        head = " ".join(x for x in (self.city, self.issuer, self.title and f"《{self.title}》", self.section) if x)
         return f"{head}\n{self.text}" if head else self.text
 
     def to_dict(self) -> dict[str, Any]:
