@@ -72,11 +72,18 @@ def _prepend(head: str, unit: _Unit, max_chars: int) -> list[_Unit]:
     """Put a heading line in front of a unit, moving sentences to a second unit if it would grow too long."""
     if len(head) + 1 + len(unit.text) <= max_chars:
         return [_Unit(f"{head}\n{unit.text}", unit.path)]
-    sents = split_sentences(unit.text)
+    # whole sentences, line by line (split_sentences works on one line: keep the line breaks ourselves)
+    lines = unit.text.split("\n")
+    sents: list[str] = []
+    for i, ln in enumerate(lines):
+        parts = split_sentences(ln) or [ln]
+        if i < len(lines) - 1:
+            parts[-1] += "\n"
+        sents.extend(parts)
     first = ""
-    while sents and len(head) + 1 + len(first) + len(sents[0]) <= max_chars:
+    while sents and len(head) + 1 + len((first + sents[0]).rstrip("\n")) <= max_chars:
         first += sents.pop(0)
-    rest = "".join(sents)
+    first, rest = first.rstrip("\n"), "".join(sents).strip("\n")
     out = [_Unit(f"{head}\n{first}" if first else head, unit.path)]
     if rest:
         out.append(_Unit(rest, unit.path))
@@ -89,10 +96,11 @@ def _units(sections: list[Section], path: tuple[str, ...], cfg: ChunkerConfig) -
         p = path + ((sec.label,) if sec.label else ())
         own = sec.text.strip()
         child_units = _units(sec.children, p, cfg)
+        head = ""
         if sec.heading:
             # a heading that stands on its own line is text too: it opens the section's first chunk
             if own:
-                own = f"{sec.heading}\n{own}"
+                head = sec.heading
             elif child_units:
                 child_units[0:1] = _prepend(sec.heading, child_units[0], cfg.max_chars)
             else:
@@ -100,6 +108,9 @@ def _units(sections: list[Section], path: tuple[str, ...], cfg: ChunkerConfig) -
         if own:
             lines = [ln for ln in own.split("\n") if ln.strip()]
             own_units = [_Unit(piece, p) for ln in lines for piece in pack_sentences(ln, cfg.max_chars)]
+            if head:  # the heading stays with the first piece of its text, never a unit of its own
+                own_units[0:1] = _prepend(head, own_units[0], cfg.max_chars)
+                own = f"{head}\n{own}"
             # a short intro goes with the first sub-item rather than standing alone
             if child_units and len(own_units) == 1 and len(own) < cfg.min_chars * 2 and len(own) + len(child_units[0].text) + 1 <= cfg.max_chars:
                 child_units[0] = _Unit(own + "\n" + child_units[0].text, child_units[0].path)
@@ -114,7 +125,8 @@ def _merge_short(units: list[_Unit], cfg: ChunkerConfig) -> list[_Unit]:
     for u in units:
         if merged:
             prev = merged[-1]
-            same_parent = prev.path[:-1] == u.path[:-1] or prev.path == u.path
+            # siblings under a common parent (never two top-level sections: the merged unit would have no path of its own)
+            same_parent = prev.path == u.path or (prev.path[:-1] == u.path[:-1] and len(u.path) > 1)
             if same_parent and (len(prev.text) < cfg.min_chars or len(u.text) < cfg.min_chars) and len(prev.text) + len(u.text) + 1 <= cfg.max_chars:
                 common = prev.path if prev.path == u.path else prev.path[:-1]
                 merged[-1] = _Unit(prev.text + "\n" + u.text, common or prev.path)

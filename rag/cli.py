@@ -259,6 +259,47 @@ def docs_remove(
     _run(body)
 
 
+# ------------------------------------------------------------------ eval
+@app.command("eval")
+def eval_cmd(
+    gold: Path = typer.Option(Path("data/gold/qa.jsonl"), "--gold", help="Gold Q&A set (JSONL)."),
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory (must hold every document the gold set cites)."),
+    llm: Optional[str] = typer.Option(None, "--llm", help="Answer provider for the system run (baselines stay extractive)."),
+    k: int = typer.Option(10, "--k", min=1, max=50, help="Passages retrieved per question (hit@k and doc_recall@10 need 10)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics, baselines, per-type and per-question results here."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report with a PNG chart into this directory."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the BM25-only, dense-only and naive baselines."),
+) -> None:
+    """Score the pipeline against a gold Q&A set, with baselines in the same run."""
+
+    def body():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from .evaluate import GoldError, columns, format_table, load_gold, run_eval, write_report
+
+        settings = _settings(index)
+        try:
+            n = len(load_gold(gold))
+        except GoldError as e:
+            raise UserError(str(e)) from e
+        with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("eval", total=n * (1 if no_baselines else 4))
+            try:
+                result = run_eval(settings, gold, k=k, provider=llm, baselines=not no_baselines, progress=lambda: bar.advance(task))
+            except GoldError as e:
+                raise UserError(str(e)) from e
+        console.print(format_table(columns(result)), markup=False, highlight=False)
+        if json_out:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+            console.print(f"[dim]wrote {escape(str(json_out))}[/]")
+        if report:
+            path = write_report(result, report)
+            console.print(f"[dim]wrote {escape(str(path))}[/]")
+
+    _run(body)
+
+
 # ------------------------------------------------------------------ serve
 @app.command()
 def serve(

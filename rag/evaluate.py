@@ -223,3 +223,121 @@ def format_table(columns: dict[str, dict[str, float]], metrics: tuple[str, ...] 
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else 0.0
+
+
+# ---------------------------------------------------------------------------- the whole run
+def _naive_docs(gen) -> dict[str, str]:
+    from .loader import LoadError, read_file
+
+    out = {}
+    for doc_id, meta in gen.docs.items():
+        try:
+            out[doc_id] = read_file(meta.path, doc_id=doc_id).text
+        except (LoadError, OSError):
+            out[doc_id] = "\n".join(c.text for c in gen.chunks if c.doc_id == doc_id)
+    return out
+
+
+def run_eval(settings, gold_path: str | Path, k: int = 10, provider: str | None = None, baselines: bool = True, progress=None) -> dict:
+    """Evaluate the system (and the baselines) on a gold file. Returns the JSON-able result."""
+    from .pipeline import Pipeline
+
+    gold = load_gold(gold_path)
+    pipe = Pipeline(settings)
+    gen = pipe.retriever.generation()
+    if not gen.chunks:
+        raise GoldError(f"the index at {settings.index_dir} is empty: run `rag ingest` first")
+    known = set(gen.docs)
+    missing = sorted({d for g in gold for d in g.doc_ids if d not in known})
+    if missing:
+        raise GoldError(f"the gold set cites documents that are not in the index {settings.index_dir}: {', '.join(missing[:8])}")
+
+    def system(q):
+        a = pipe.ask(q, k=k, provider=provider)
+        return a.hits, a
+
+    tick = (lambda: progress()) if progress else None
+    rows = run_system(gold, system, tick)
+    result: dict = {"metrics": aggregate(rows), "baselines": {}, "by_type": by_type(rows), "questions": [r.to_dict() for r in rows]}
+    if baselines:
+        for mode in ("bm25", "dense"):
+            def b(q, mode=mode):
+                a = pipe.ask(q, k=k, mode=mode, provider="extractive")
+                return a.hits, a
+
+            result["baselines"][mode] = aggregate(run_system(gold, b, tick))
+        naive = NaiveBaseline(_naive_docs(gen), pipe.retriever.embedder, k=k)
+
+        def nb(q):
+            hits = naive.search(q, k)
+            query = pipe.retriever.analyze(q)
+            query.cities, query.unknown_places, query.comparative = [], [], False
+            return hits, pipe.extractive.answer(query, hits[:5])
+
+        result["baselines"]["naive"] = aggregate(run_system(gold, nb, tick))
+    result["settings"] = {"index": str(settings.index_dir), "k": k, "provider": provider or settings.llm.provider, "gold": str(gold_path), "questions": len(gold)}
+    return result
+
+
+def columns(result: dict) -> dict[str, dict]:
+    return {"system": result["metrics"], **result.get("baselines", {})}
+
+
+def write_report(result: dict, directory: str | Path) -> Path:
+    """Markdown report with tables, failures and a PNG bar chart of system vs baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cols = columns(result)
+    shown = ["hit@1", "hit@3", "hit@5", "evidence_recall@5", "doc_recall@10", "mrr", "must_include", "abstain_accuracy"]
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / max(1, len(cols))
+    for i, (name, m) in enumerate(cols.items()):
+        xs = [j + i * width for j in range(len(shown))]
+        ax.bar(xs, [m.get(s, 0) for s in shown], width, label=name)
+    ax.set_xticks([j + width * (len(cols) - 1) / 2 for j in range(len(shown))])
+    ax.set_xticklabels(shown, rotation=20)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("rag eval: system vs baselines")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(d / "metrics.png", dpi=110)
+    plt.close(fig)
+    lines = [
+        "# rag eval report",
+        "",
+        f"Gold set: `{result['settings']['gold']}` ({result['settings']['questions']} questions) · index `{result['settings']['index']}` · "
+        f"k={result['settings']['k']} · answers: {result['settings']['provider']}",
+        "",
+        "## Metrics",
+        "",
+        format_table(cols),
+        "",
+        "![system vs baselines](metrics.png)",
+        "",
+        "## By question type",
+        "",
+        format_table(result["by_type"]),
+        "",
+        "## Failed questions",
+        "",
+    ]
+    failed = [q for q in result["questions"] if q["failed"]]
+    if not failed:
+        lines.append("None.")
+    for q in failed:
+        lines += [
+            f"### {q['id']} ({q['type']}): {q['question']}",
+            "",
+            f"- failed: {'; '.join(q['failed'])}",
+            f"- retrieved instead: {', '.join(q['retrieved'][:5])}",
+            f"- answer: {q['answer'][:300].replace(chr(10), ' / ')}",
+            "",
+        ]
+    out = d / "report.md"
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return out

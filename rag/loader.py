@@ -247,6 +247,8 @@ def read_file(path: str | Path, doc_id: str | None = None) -> RawFile:
             text = _html_to_text(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    if not text.strip() and fmt in ("txt", "md"):
+        raise LoadError(p, "empty file (only whitespace)")
     if not re.search(r"[\w\u4e00-\u9fff]", text):
         raise LoadError(p, "contains no text after decoding")
     return RawFile(

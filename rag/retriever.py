@@ -235,7 +235,7 @@ class Retriever:
                     dense_sim[row] = score
         if mode == "hybrid":
             # final ranking: fused rank plus how much of the question's key vocabulary the passage holds
-            scored = {row: f + 0.02 * self.coverage(q, gen.chunks[row].text) for row, f in fused.items()}
+            scored = {row: f + cfg.coverage_weight * self.coverage(q, gen.chunks[row].text) for row, f in fused.items()}
         else:
             scored = fused
         order = sorted(scored, key=lambda r: -scored[r])

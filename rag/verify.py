@@ -29,7 +29,7 @@ _OPEN, _CLOSE = "[【［〔", "]】］〕"
 _NUMS = r"\d{1,3}(?:\s*(?:[,，、;；]|[-–—~～至])\s*\d{1,3})*"
 MARKER = re.compile(rf"[\[【［]\s*(?:资料|passage|source|来源|文献|ref\.?)?\s*({_NUMS})\s*[\]】］]", re.I)
 _MARKER_AT = re.compile(rf"[ \t]*[\[【［]\s*(?:资料|passage|source|来源|文献|ref\.?)?\s*{_NUMS}\s*[\]】］]", re.I)
-_CLEAN_MARKER = re.compile(r"\[(\d+)\]")
+_CLEAN_MARKER = re.compile(r"\[(\d{1,3})\]")
 
 _END_VERIFY = "。！？!?"
 _END_CUT = "。；！？!?;"
@@ -91,10 +91,10 @@ def sentence_spans(text: str, ends: str = _END_VERIFY) -> list[tuple[int, int]]:
 
 
 def _english_stop(text: str, i: int) -> bool:
-    """An ASCII period ends a sentence when it follows a letter and precedes a space/end (not 1.5, not e.g.)."""
+    """An ASCII period ends a sentence when a space, a marker or the end follows (not 1.5)."""
     before = text[i - 1] if i > 0 else ""
     after = text[i + 1] if i + 1 < len(text) else ""
-    return before.isascii() and before.isalpha() and (after == "" or after in " \n\t[")
+    return before != "" and not before.isspace() and (after == "" or after in " \n\t[")
 
 
 def split_sentences(text: str, ends: str = _END_VERIFY) -> list[str]:
@@ -149,16 +149,18 @@ _UNITS = (
 _MAG = "万亿|亿|万|千|百"
 _CN_DIGITS = "〇零一二两三四五六七八九"
 _CN_ALL = _CN_DIGITS + "十百千万亿"
-_AR = r"\d+(?:[,，]\d{3})*(?:\.\d+)?"
+_AR = r"\d+(?:[,，]\d{3}(?!\d))*(?:\.\d+)?"
 NUMBER = re.compile(
     rf"(?:百分之(?P<pct>{_AR}|[{_CN_ALL}]+(?:点[{_CN_DIGITS}]+)?))"
-    rf"|(?<![\d.\w])(?P<ar>{_AR})\s*(?P<m1>多|余)?(?P<mag>{_MAG})?(?P<m2>多|余)?(?P<unit>{_UNITS})?"
+    rf"|(?<![\d.A-Za-z])(?P<ar>{_AR})[ \t]?(?P<m1>多|余)?(?P<mag>{_MAG})?(?P<m2>多|余)?(?P<unit>{_UNITS})?"
     rf"|(?P<cn>[{_CN_DIGITS}十][{_CN_ALL}]*)(?P<m3>多|余)?(?P<cunit>{_UNITS})",
 )
 _CN_VAL = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _MAG_VAL = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000, "万亿": 10**12}
 _UNIT_ALIAS = {"％": "%", "公斤": "千克", "千米": "公里"}
 _MONEY = {"元"}
+# counted things that prose names in words ("三个方面", "两项措施"): not checked when written in Chinese numerals up to 10
+_ENUM_UNITS = {"个", "项", "条", "种", "类", "部", "本", "篇", "张", "间", "处", "支", "份", "款", "位", "件", "期", "届", "轮", "层"}
 
 
 def cn_to_number(s: str) -> Decimal | None:
@@ -223,6 +225,8 @@ def find_numbers(text: str) -> list[NumberMention]:
                     continue
                 if v == 1 and unit not in _MONEY:  # 一个, 一项, 一次性, 第一批: words, not quantities
                     continue
+                if v <= 10 and unit in _ENUM_UNITS:  # 三个方面, 两项措施
+                    continue
                 out.append(NumberMention(m.start(), m.end(), m.group(0), v, _UNIT_ALIAS.get(unit, unit), chinese=True))
         except (InvalidOperation, ValueError):
             continue
@@ -243,7 +247,7 @@ def number_supported(mention: NumberMention, passages: list[str]) -> bool:
         text, facts = _passage_facts(p)
         if surface in text or surface_plain in text or key in facts:
             return True
-        if mention.unit == "年" and 1900 <= mention.value <= 2100 and str(int(mention.value)) in text:
+        if mention.unit == "年" and 1900 <= mention.value <= 2100 and re.search(rf"(?<!\d){int(mention.value)}(?=[-/.年〕\])）]|$)", text):
             return True  # a year given in the date field (2024-06-05)
     return False
 
@@ -296,10 +300,10 @@ def _dedupe_runs(text: str) -> str:
         nums = list(dict.fromkeys(_CLEAN_MARKER.findall(m.group(0))))
         return "".join(f"[{n}]" for n in nums)
 
-    return re.sub(r"(?:\[\d+\]\s*){2,}", lambda m: fix(m) + (" " if m.group(0).endswith(" ") else ""), text)
+    return re.sub(r"\[\d{1,3}\](?:[ \t]*\[\d{1,3}\])+", fix, text)
 
 
-def verify(answer: str, passages: list[str], secrets: list[str] = (), refusal: str = "") -> Verified:
+def verify(answer: str, passages: list[str], secrets: list[str] = (), refusal: str = "", allowed: list[str] = ()) -> Verified:
     """Check `answer` against `passages` (numbered 1..N). See the module docstring."""
     text = (answer or "").replace(WARN, "").strip()
     n_pass = len(passages)
@@ -307,7 +311,7 @@ def verify(answer: str, passages: list[str], secrets: list[str] = (), refusal: s
     # 1. sentences that repeat the instructions go first (their markers must not count as citations)
     leaked_list: list[str] = []
     if secrets:
-        is_leak = leak_detector(list(secrets), passages, [refusal] if refusal else [])
+        is_leak = leak_detector(list(secrets), passages, ([refusal] if refusal else []) + list(allowed))
         kept = []
         for s in split_sentences(text):
             if is_leak(s):
