@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable
 
 from .parser import split_sentences
 from .retriever import Query
-from .textproc import normalise, tokenize
+from .textproc import domain_terms, normalise, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _ASKS_NUMBER = re.compile(
@@ -43,19 +41,13 @@ _MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[（(
 NOT_FOUND = "资料中未找到能回答该问题的内容。"
 
 
-@lru_cache(maxsize=1)
-def _domain_terms() -> frozenset[str]:
-    path = Path(__file__).parent / "data" / "userdict.txt"
-    return frozenset(line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-
-
 def asks_number(question: str) -> bool:
     return bool(_ASKS_NUMBER.search(question))
 
 
 def question_parts(question: str) -> list[str]:
     """'…发布了多少融资需求?累计放款多少?' -> two parts, each with its own question word."""
-    pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))", question) if p and p.strip()]
+    pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))|,?\s+and\s+(?=(?:to\s+|for\s+|in\s+)?(?:how|what|which|when|who)\b)", question, flags=re.I) if p and p.strip()]
     parts = [p for p in pieces if _QWORD.search(p)]
     return parts if len(parts) >= 2 else [question]
 
@@ -158,10 +150,40 @@ class ExtractiveAnswerer:
             return Answer(q.text, NOT_FOUND, True, [])
         if q.comparative:
             return self._comparative(q, hits)
+        meta = self._document_facts(q, hits)
+        if meta is not None:
+            return meta
         sec = self._section(q, hits)
         if sec is not None:
             return sec
         return self._single(q, hits)
+
+    # -------------------------------------------------------------- questions about the reply itself
+    _META_INTENTS = [
+        (re.compile(r"(哪位|哪个|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|addressed to|which (deputy|delegate|member)", re.I), re.compile(r"^(尊敬的)?[^\s:：，,。]{2,30}[:：]$")),
+        (re.compile(r"(建议|提案|答复|议案)[^《》]{0,8}(编号|文号|第几号)|(编号|文号)[^《》]{0,6}(建议|提案|答复)|建议号|提案号|number of the (proposal|suggestion)", re.I), re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号|〔\d{4}〕\d+号")),
+        (re.compile(r"落款|答复日期|哪天(答复|发布)|落款日期|签发|何时答复|什么时候答复|date of the reply", re.I), re.compile(r"^(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$")),
+    ]
+
+    def _document_facts(self, q: Query, hits: list[Hit]) -> Answer | None:
+        """Who the reply answers, its number, its date: quoted from the reply's opening or closing lines."""
+        intents = [line_re for ask_re, line_re in self._META_INTENTS if ask_re.search(q.text) and "《" not in q.text]
+        if not intents or self.section_chunks is None:
+            return None
+        doc_id = hits[0].chunk.doc_id
+        chunks = self.section_chunks(doc_id, ["前言"]) + self.section_chunks(doc_id, ["结语"])
+        picked: list[_Sent] = []
+        for line_re in intents:
+            for c in chunks:
+                line = next((ln.strip() for ln in c.text.split("\n") if line_re.search(ln.strip())), None)
+                if line:
+                    hit = next((h for h in hits if h.chunk.chunk_id == c.chunk_id), Hit(chunk=c, score=0.0, rank=len(hits) + 1))
+                    if line not in {p.text for p in picked}:
+                        picked.append(_Sent(line, hit, 1.0, 1.0, True, len(picked)))
+                    break
+        if not picked:
+            return None
+        return self._compose([(None, picked)])
 
     # -------------------------------------------------------------- sentences
     def _sentences(self, q: Query, hits: list[Hit]) -> list[_Sent]:
@@ -264,47 +286,32 @@ class ExtractiveAnswerer:
         chunks = self.section_chunks(hit.chunk.doc_id, prefix)
         if not chunks:
             return None
-        # one line per item of the section (the next level of the outline), or per chunk if it has none
-        items: dict[str, list[Chunk]] = {}
+        # one line per item of the section: each line of a chunk is an outline item (merged items keep their lines)
+        domain = domain_terms()
+
+        def salience(x: str) -> float:
+            named = 0.5 if re.search(r"“[^”]{2,12}”", x) else 0.0  # a named programme or policy
+            return (1.0 if _NUMBER.search(x) else 0.0) + 0.8 * sum(1 for t in domain if t in x) + named - 0.002 * len(x)
+
+        items: list[_Sent] = []
+        budget = 1000
         for c in chunks:
-            key = c.section_path[len(prefix)] if len(c.section_path) > len(prefix) else f"#{c.ordinal}"
-            items.setdefault(key, []).append(c)
-        domain = _domain_terms()
-        groups: list[tuple[Hit, list[str]]] = []
-        for key, cs in list(items.items())[:8]:
-            sents = [s.strip() for c in cs for para in c.text.split("\n") for s in split_sentences(para) if len(normalise(s)) >= 4]
-            sents = [s for s in sents if heading_match(s, prefix[-1]) < 0.9]  # the section heading itself is not an answer
-            if not sents:
-                continue
-            picked = [sents[0]] if len(sents[0]) >= 10 or len(sents) == 1 else sents[:2]
-
-            def salience(s: str) -> float:
-                return (1.0 if _NUMBER.search(s) else 0.0) + 0.8 * sum(1 for t in domain if t in s) - 0.002 * len(s)
-
-            rest = sorted((s for s in sents if s not in picked), key=lambda s: -salience(s))
-            if rest and salience(rest[0]) > 0.5:
-                picked.append(rest[0])
-            picked = [_clauses_window(s, lambda t: 0.0, limit=150) for s in sorted(picked, key=sents.index)]
-            chunk_of = {s: next((c for c in cs if s in c.text), cs[0]) for s in picked}
-            for s in picked:
-                groups.append((Hit(chunk=chunk_of[s], score=hit.score, rank=hit.rank), [s]))
-        if not groups:
+            chit = next((h for h in hits if h.chunk.chunk_id == c.chunk_id), Hit(chunk=c, score=hit.score, rank=hit.rank))
+            for line in c.text.split("\n"):
+                sents = [x.strip() for x in split_sentences(line) if len(normalise(x)) >= 4]
+                sents = [x for x in sents if heading_match(x, prefix[-1]) < 0.9]  # the section heading itself is no answer
+                if not sents or budget <= 0:
+                    continue
+                picked = [sents[0]] if len(sents[0]) >= 10 or len(sents) == 1 else sents[:2]
+                rest = sorted((x for x in sents if x not in picked), key=lambda x: -salience(x))
+                if rest and salience(rest[0]) > 0.5:
+                    picked.append(rest[0])
+                text = "".join(_clauses_window(x, lambda t: 0.0, limit=150) for x in sorted(picked, key=sents.index))
+                budget -= len(text)
+                items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items)))
+        if not items:
             return None
-        lines: list[tuple[str | None, list[_Sent]]] = []
-        order = 0
-        by_item: list[list[_Sent]] = []
-        cur_key = None
-        for h, ss in groups:
-            key = h.chunk.section_path[len(prefix)] if len(h.chunk.section_path) > len(prefix) else f"#{h.chunk.ordinal}"
-            sent = _Sent(ss[0], h, 1.0, 1.0, bool(_NUMBER.search(ss[0])), order)
-            order += 1
-            if key != cur_key:
-                by_item.append([])
-                cur_key = key
-            by_item[-1].append(sent)
-        for item in by_item:
-            lines.append((None, item))
-        ans = self._compose(lines)
+        ans = self._compose([(None, [it]) for it in items])
         ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}「{_MARKER.sub('', prefix[-1])}」:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
         return ans
 
@@ -318,12 +325,12 @@ class ExtractiveAnswerer:
             sents = self._sentences(q, doc_hits)
             if not sents:
                 continue
-            ranked = sorted(sents, key=lambda s: (-s.score, s.order))
+            ranked = sorted(sents, key=lambda s: (-(s.score + (0.06 if s.has_number else 0.0)), s.order))
             best = ranked[0]
             # the retriever already kept only documents with relevant passages; a lower bar for the sentence
             if best.coverage < 0.2 and not (not q.terms and best.hit.dense >= self.min_dense):
                 continue
-            chosen = [best] + [s for s in ranked[1:3] if s.score >= best.score * 0.85 and s.coverage >= 0.2][:1]
+            chosen = [best] + [s for s in ranked[1:3] if s.score >= best.score * 0.7 and s.coverage >= 0.2][:1]
             chosen.sort(key=lambda s: s.order)
             label = doc_hits[0].chunk.city or doc_id
             groups.append((label, chosen))

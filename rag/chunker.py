@@ -28,12 +28,14 @@ def _split_long_sentence(sent: str, max_chars: int) -> list[str]:
     out: list[str] = []
     buf = ""
     for part in parts:
-        while len(part) > max_chars:  # no punctuation at all: hard cut (the only cut inside a clause)
+        if len(part) > max_chars:  # no punctuation at all: hard cut (the only cut inside a clause)
             if buf:
                 out.append(buf)
                 buf = ""
-            out.append(part[:max_chars])
-            part = part[max_chars:]
+            # by offsets, not by re-slicing the rest each time: a long comma-less text stays linear
+            cut = len(part) - (len(part) - 1) % max_chars - 1
+            out.extend(part[i : i + max_chars] for i in range(0, cut, max_chars))
+            part = part[cut:]
         if len(buf) + len(part) > max_chars and buf:
             out.append(buf)
             buf = ""

@@ -438,6 +438,8 @@ def generate(backend: Backend, prompt: Prompt, on_token: Callable[[str], None] |
                         on_token(text)
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Timeout(f"timed out after {timeout:g} s")
+                if "\n" in text and _looping("".join(parts)):
+                    break  # a small model repeating one line: stop early, the repeats are dropped below
         finally:
             close = getattr(stream, "close", None)
             if close:
@@ -445,10 +447,26 @@ def generate(backend: Backend, prompt: Prompt, on_token: Callable[[str], None] |
     return "".join(parts)
 
 
+_REPEATS = 6
+
+
+def _looping(text: str) -> bool:
+    """The last _REPEATS complete lines are one and the same line."""
+    lines = [x.strip() for x in text.split("\n")[:-1]]
+    lines = [x for x in lines if x]
+    return len(lines) >= _REPEATS and len(set(lines[-_REPEATS:])) == 1
+
+
 def _clean_output(text: str) -> str:
     text = re.sub(r"<think>.*?(</think>|$)", "", text, flags=re.S)  # reasoning models
-    text = re.sub(r"</?\s*passage[^>]*>", "", text, flags=re.I)
     text = re.sub(r"<(end_of_turn|start_of_turn|eos|\|im_end\|)>.*", "", text, flags=re.S)
+    text = re.sub(r"</?\s*(passage|p|br|div|span)\b[^>]*>", "", text, flags=re.I)  # echoed wrappers, stray HTML
+    out: list[str] = []
+    for line in text.split("\n"):  # a line repeated over and over counts once
+        if line.strip() and out and line.strip() == out[-1].strip():
+            continue
+        out.append(line)
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(out))
     return text.strip()
 
 
@@ -468,9 +486,8 @@ def describe_error(e: BaseException, settings: Settings, provider: str, secret: 
         msg = f"connection refused ({where})" if where else "connection refused"
     elif names & {"APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "TimeoutError"} or "timed out" in text.lower():
         msg = f"timed out after {settings.llm.timeout:g} s"
-    elif hasattr(e, "status_code") and getattr(e, "status_code", None):
-        detail = getattr(e, "error", None) or getattr(e, "message", None) or str(e)
-        msg = f"HTTP {e.status_code}: {detail}"
+    elif getattr(e, "status_code", None):
+        msg = f"HTTP {e.status_code}: {_http_detail(e, settings, provider)}"
     elif names & {"RemoteProtocolError", "ReadError", "WriteError", "ConnectionResetError", "BrokenPipeError", "IncompleteRead"}:
         msg = "connection lost while answering"
     elif names & {"ConnectError", "APIConnectionError", "ConnectionError"}:
@@ -484,6 +501,20 @@ def describe_error(e: BaseException, settings: Settings, provider: str, secret: 
         msg = msg.replace(secret, "***")
     msg = re.sub(r"\s+", " ", msg).strip()
     return msg if len(msg) <= 200 else msg[:199] + "…"
+
+
+def _http_detail(e: BaseException, settings: Settings, provider: str) -> str:
+    status = getattr(e, "status_code", 0)
+    if status in (401, 403):  # servers echo parts of the key in these messages: say nothing of it
+        return f"authentication failed (check the key in ${settings.llm.api_key_env})" if provider == "openai" else "authentication failed"
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        detail = err.get("message") if isinstance(err, dict) else err
+        if detail:
+            return str(detail)
+    detail = getattr(e, "error", None) or getattr(e, "message", None) or str(e)
+    return re.sub(r"^Error code: \d+\s*-?\s*", "", str(detail)) or "error"
 
 
 def _fallback(fallback: Answer, provider: str, reason: str) -> Answer:
@@ -514,7 +545,7 @@ def llm_answer(
         return _fallback(fallback, provider, describe_error(e, settings, provider, backend.secret if backend else ""))
 
     text = _clean_output(raw)
-    if not text:
+    if not re.search(r"\w", text):  # nothing, or only symbols
         return _fallback(fallback, provider, "empty answer")
     passages = [support_text(h) for h in prompt.hits]
     v = verify(text, passages, secrets=prompt.secrets, refusal=prompt.refusal, allowed=[COMPARATIVE_REFUSAL, REFUSAL_MARK])

@@ -19,7 +19,10 @@ from typing import Iterator
 from .types import RawFile
 
 SUPPORTED = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".docx": "docx", ".pdf": "pdf"}
-MAX_BYTES = 200 * 1024 * 1024
+# Limits that keep one hostile file from stalling an ingest for hours (embedding runs at a few chunks per
+# second per core; the longest bundled reply is ~6,000 characters). Both are refused with a clear message.
+MAX_BYTES = 20 * 1024 * 1024  # file size, any format (same as the chat's upload limit)
+MAX_TEXT_CHARS = 1_000_000  # decoded text: ~2,800 chunks, already minutes of embedding
 
 
 class LoadError(Exception):
@@ -43,7 +46,7 @@ def discover(paths: list[str | Path]) -> Discovered:
     for raw in paths:
         p = Path(raw)
         if not p.exists():
-            problems.append(LoadError(p, "no such file or directory"))
+            problems.append(LoadError(p, "broken symlink or symlink loop" if p.is_symlink() else "no such file or directory"))
             continue
         if p.is_dir():
             visited_dirs: set[tuple[int, int]] = set()
@@ -65,7 +68,11 @@ def discover(paths: list[str | Path]) -> Discovered:
                         continue
                     f = Path(root) / name
                     if f.suffix.lower() in SUPPORTED:
-                        rp = f.resolve()
+                        try:
+                            rp = f.resolve()
+                        except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+                            problems.append(LoadError(f, "symlink loop or unreadable link, not a file"))
+                            continue
                         if rp not in seen:
                             seen.add(rp)
                             files.append(f)
@@ -228,7 +235,7 @@ def read_file(path: str | Path, doc_id: str | None = None) -> RawFile:
     try:
         size = p.stat().st_size
         if size > MAX_BYTES:
-            raise LoadError(p, f"file too large ({size / 1e6:.0f} MB > {MAX_BYTES / 1e6:.0f} MB)")
+            raise LoadError(p, f"file too large ({size / 2**20:.0f} MB > {MAX_BYTES / 2**20:.0f} MB); split it into separate files")
         data = p.read_bytes()
     except LoadError:
         raise
@@ -251,6 +258,8 @@ def read_file(path: str | Path, doc_id: str | None = None) -> RawFile:
         raise LoadError(p, "empty file (only whitespace)")
     if not re.search(r"[\w\u4e00-\u9fff]", text):
         raise LoadError(p, "contains no text after decoding")
+    if len(text) > MAX_TEXT_CHARS:
+        raise LoadError(p, f"text too long ({len(text):,} characters > {MAX_TEXT_CHARS:,}); split it into separate files")
     return RawFile(
         path=str(p),
         doc_id=doc_id or p.stem,

@@ -45,6 +45,9 @@ _MARKERS: list[tuple[int, re.Pattern[str]]] = [
 ]
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 INLINE_RANK = 7
+# restarts (一是 after 二是) nest; beyond this depth they are siblings: thousands of restarts would otherwise
+# nest thousands deep (RecursionError, and section paths longer than the passages)
+MAX_DEPTH = 8
 
 # a numeral followed by 是 inside a paragraph; the preceding character must not make it a word (统一是, 第一是, 之一是)
 _INLINE = re.compile(rf"(?<![{CN_NUM}])([{CN_NUM}]{{1,3}})是")
@@ -412,7 +415,7 @@ def parse(raw: RawFile) -> Document:
                     break
                 depth -= 1
             if not placed:
-                if ordinal == 1:
+                if ordinal == 1 and len(stack) < MAX_DEPTH:
                     nested = True
                 else:
                     stack.pop()

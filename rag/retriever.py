@@ -17,7 +17,7 @@ import numpy as np
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
 from .places import find_places, normalise_place
-from .textproc import QUESTION_STOP, expand_english, normalise, tokenize
+from .textproc import QUESTION_STOP, domain_terms, expand_english, normalise, tokenize
 from .types import Hit
 
 _COMPARATIVE = re.compile(
@@ -26,6 +26,14 @@ _COMPARATIVE = re.compile(
     re.I,
 )
 _YEAR_IN_Q = re.compile(r"((?:19|20)\d{2})\s*年(?:的|度)?(?:答复|回复|建议|提案|文件)")
+MAX_QUERY_CHARS = 2000  # the CLI and the chat refuse longer questions; other callers get them cut here
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_question(text: str) -> str:
+    """The question without control characters or lone surrogates (the embedder cannot encode them),
+    at most MAX_QUERY_CHARS long (the embedder's time grows with the length)."""
+    return _UNSAFE.sub(" ", text or "")[:MAX_QUERY_CHARS]
 
 
 @dataclass
@@ -106,6 +114,7 @@ class Retriever:
         return sorted({m.city for m in self.generation().docs.values() if m.city})
 
     def analyze(self, question: str, cities: list[str] | None = None, years: list[str] | None = None) -> Query:
+        question = clean_question(question)
         q = Query(text=question.strip())
         indexed = set(self.cities())
         q.comparative = bool(_COMPARATIVE.search(question))
@@ -263,17 +272,22 @@ class Retriever:
         # anchor terms: the most specific words of the question (首贷, 小巨人); a document holding one is relevant
         df = self.document_frequencies()
         present = [t for t in q.terms if df.get(t, 0) > 0 and len(t) >= 2]
+        domain = [t for t in present if t in domain_terms()]
         max_idf = max((self.idf(t) for t in present), default=0.0)
-        anchors = [t for t in present if self.idf(t) >= 0.75 * max_idf]
+        anchors = domain or [t for t in present if self.idf(t) >= 0.75 * max_idf]
 
         def has_anchor(d: str) -> bool:
             return any(a in normalise(gen.chunks[r].text) for r in by_doc[d][:3] for a in anchors)
 
-        keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov) or (best_cov[d] >= 0.2 and has_anchor(d))]
+        if anchors:  # the question has specific words: a relevant document contains one of them
+            keep = [d for d in by_doc if best_cov[d] >= 0.2 and has_anchor(d)]
+        else:
+            keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
         keep.sort(key=lambda d: -scored[by_doc[d][0]])
+        # best passage of every document first, then the second ones: top-k covers as many documents as possible
         out: list[int] = []
-        for d in keep:
-            out.extend(by_doc[d][:per])
+        for i in range(per):
+            out.extend(by_doc[d][i] for d in keep if len(by_doc[d]) > i)
         return out
 
     def section_chunks(self, doc_id: str, path: list[str] | tuple[str, ...]) -> list:

@@ -80,3 +80,9 @@ def expand_english(question: str) -> str:
         if rx.search(question):
             extra.append(zh)
     return " ".join(dict.fromkeys(" ".join(extra).split()))
+
+
+@lru_cache(maxsize=1)
+def domain_terms() -> frozenset[str]:
+    """The domain dictionary's words (首贷户, 专精特新, 小巨人 …): the specific words of this field."""
+    return frozenset(line.split()[0] for line in (_DATA / "userdict.txt").read_text(encoding="utf-8").splitlines() if line.strip())

@@ -1,0 +1,133 @@
+"""Stage 5 (rag.retriever): hybrid search from Python, filters, and the LangChain BaseRetriever."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import settings_for
+from rag.retriever import Retriever
+from rag.types import Hit
+
+
+@pytest.fixture(scope="module")
+def retriever(bundled_index):
+    return Retriever(settings_for(bundled_index))
+
+
+def test_search_returns_ranked_hits(retriever):
+    res = retriever.search("营口市对博士每月补贴多少?", k=4)
+    assert 1 <= len(res.hits) <= 4
+    assert all(isinstance(h, Hit) for h in res.hits)
+    assert [h.rank for h in res.hits] == list(range(1, len(res.hits) + 1))
+    scores = [h.score for h in res.hits]
+    assert scores == sorted(scores, reverse=True)
+    top = res.hits[0]
+    assert top.chunk.doc_id == "yingkou" and "2000元" in top.chunk.text
+    assert top.sources and set(top.sources) <= {"dense", "bm25"}
+    assert 0 < top.dense <= 1.0001 and 0 <= top.coverage <= 1
+    assert res.query.cities == ["营口市"]
+    assert res.generation == retriever.generation().name
+    assert res.timings_ms["total"] >= 0
+
+
+def test_k_is_respected(retriever):
+    for k in (1, 3, 8):
+        assert len(retriever.search("中小企业融资", k=k).hits) == k
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_each_mode_finds_the_passage(retriever, mode):
+    hits = retriever.search("博士研究生 每月 生活补贴", k=5, mode=mode).hits
+    assert any("2000元" in h.chunk.text for h in hits), mode
+    want = {"dense": {"dense"}, "bm25": {"bm25"}, "hybrid": {"dense", "bm25"}}[mode]
+    assert set().union(*(h.sources for h in hits)) <= want
+
+
+@pytest.mark.slow
+def test_city_filter_short_and_full_names(retriever):
+    q = "如何拓宽企业直接融资渠道?"
+    a = retriever.search(q, k=5, cities=["沈阳"])
+    b = retriever.search(q, k=5, cities=["沈阳市"])
+    assert a.hits and {h.chunk.city for h in a.hits} == {"沈阳市"}
+    assert [h.chunk.chunk_id for h in a.hits] == [h.chunk.chunk_id for h in b.hits]
+    c = retriever.search(q, k=5, cities=["辽宁"])
+    d = retriever.search(q, k=5, cities=["辽宁省"])
+    assert c.query.cities == d.query.cities == ["辽宁省"]
+    assert [h.chunk.chunk_id for h in c.hits] == [h.chunk.chunk_id for h in d.hits]
+    assert c.hits and {h.chunk.doc_id for h in c.hits} == {"liaoning"}
+
+
+def test_year_filter(retriever):
+    hits = retriever.search("中小企业 融资", k=5, years=["2021"]).hits
+    assert hits and {h.chunk.doc_id for h in hits} == {"tianjin"}
+    assert retriever.search("中小企业 融资", k=5, years=["1999"]).hits == []
+
+
+def test_place_named_in_the_question_filters(retriever):
+    res = retriever.search("沈阳市首贷户有多少?", k=5)
+    assert res.query.cities == ["沈阳市"]
+    assert {h.chunk.city for h in res.hits} == {"沈阳市"}
+
+
+def test_unknown_place_returns_nothing(retriever):
+    res = retriever.search("广州市对博士有什么补贴?", k=5)
+    assert res.query.unknown_places == ["广州市"]
+    assert res.hits == []
+
+
+def test_query_analysis(retriever):
+    q = retriever.analyze("How much monthly living allowance does Yingkou give to doctoral graduates?")
+    assert q.expansion  # Chinese glossary terms for an English question
+    assert q.terms
+    assert retriever.analyze("哪些城市对首贷户给予贴息?").comparative
+    assert not retriever.analyze("营口市对博士每月补贴多少?").comparative
+    assert sorted(retriever.cities()) == sorted(["天津市", "沈阳市", "营口市", "辽宁省", "郑州市"])
+
+
+def test_comparative_search_spans_documents(retriever):
+    res = retriever.search("哪些城市对首贷户给予贴息?", k=5)
+    docs = {h.chunk.doc_id for h in res.hits}
+    assert "shenyang" in docs
+
+
+def test_english_question(retriever):
+    hits = retriever.search("How much monthly living allowance does Yingkou give to doctoral graduates?", k=3).hits
+    assert hits[0].chunk.doc_id == "yingkou" and "2000元" in hits[0].chunk.text
+
+
+# ------------------------------------------------------------------ LangChain
+def test_langchain_retriever(retriever):
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+
+    lc = retriever.as_langchain(k=3)
+    assert isinstance(lc, BaseRetriever)
+    docs = lc.invoke("营口市对博士每月补贴多少?")
+    assert 1 <= len(docs) <= 3
+    assert all(isinstance(d, Document) for d in docs)
+    top = docs[0]
+    assert "2000元" in top.page_content
+    md = top.metadata
+    assert {"chunk_id", "doc_id", "city", "title", "issuer", "date", "section", "score", "rank"} <= set(md)
+    assert (md["doc_id"], md["city"], md["rank"]) == ("yingkou", "营口市", 1)
+    assert md["title"] == "关于促进我市中小企业创新发展的建议提案"
+    assert md["chunk_id"].startswith("yingkou#")
+    assert "5.引导企业全面提升竞争力" in md["section"]
+    # the same passages as the Python API
+    direct = retriever.search("营口市对博士每月补贴多少?", k=3).hits
+    assert [d.metadata["chunk_id"] for d in docs] == [h.chunk.chunk_id for h in direct]
+
+
+def test_langchain_retriever_filters_and_batch(retriever):
+    lc = retriever.as_langchain(k=2)
+    docs = lc.invoke("如何拓宽企业直接融资渠道?", cities=["沈阳"])
+    assert docs and {d.metadata["city"] for d in docs} == {"沈阳市"}
+    batch = lc.batch(["营口市对博士每月补贴多少?", "天津市优化营商环境"])
+    assert len(batch) == 2 and all(batch)
+    assert batch[1][0].metadata["city"] == "天津市"
+
+
+def test_langchain_retriever_in_a_chain(retriever):
+    from langchain_core.runnables import RunnableLambda
+
+    chain = retriever.as_langchain(k=2) | RunnableLambda(lambda docs: [d.metadata["doc_id"] for d in docs])
+    assert chain.invoke("营口市对博士每月补贴多少?")[0] == "yingkou"
