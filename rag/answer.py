@@ -69,13 +69,12 @@ def head_terms(part: str) -> list[str]:
         return []
     after = re.match(r"[\u4e00-\u9fff]{0,6}", part[m.end():]).group(0)
     before = re.search(r"[\u4e00-\u9fff]{0,4}$", part[: m.start()]).group(0)
-    out: list[str] = []
-    for seg in (after, before):
-        toks = [t for t in tokenize(seg, for_search=False) if t not in _GENERIC_HEAD and len(t) >= 2 and not _QWORD.search(t)]
-        if toks:
-            out.extend(toks[:2] if seg is after else toks[-1:])
-            break
-    return out
+    if after:  # 多少购房补贴: the words after it; 多少企业: a generic word, nothing to check
+        toks = [t for t in tokenize(after, for_search=False) if t not in _GENERIC_HEAD and len(t) >= 2 and not _QWORD.search(t)]
+        return toks[:2]
+    # …奖励多少 / 注册资本是多少: the word before it
+    toks = [t for t in tokenize(before, for_search=False) if t not in _GENERIC_HEAD and len(t) >= 2 and not _QWORD.search(t)]
+    return toks[-1:]
 
 
 def _bigrams(s: str) -> set[str]:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from .answer import NOT_FOUND
 from .config import PROMPTS_DIR, ConfigError, Settings
 from .retriever import Query
 from .types import Answer, Citation, Hit
@@ -99,20 +98,25 @@ def _defuse(text: str) -> str:
     return _TAG.sub(lambda m: f"‹{m.group(1)}passage", text or "")
 
 
-def format_passage(n: int, hit: Hit, text: str | None = None) -> str:
+def format_passage(n: int, hit: Hit, text: str | None = None, template: str | None = None) -> str:
+    """One numbered passage as data, from prompts/passage.txt (or `template`)."""
     c = hit.chunk
-    out = fill(
-        load_prompt("passage"),
-        n=n,
-        city=_defuse(c.city),
-        issuer=_defuse(c.issuer),
-        title=_defuse(f"《{c.title}》" if c.title else ""),
-        section=_defuse(c.section),
-        date=_defuse(c.date),
-        text=_defuse(c.text if text is None else text),
-    )
-    # leave out lines whose value is empty ("发文单位：")
-    return "\n".join(line for line in out.split("\n") if not re.fullmatch(r"[^\s<>：:]{1,12}[：:]\s*", line))
+    values = {
+        "n": n,
+        "city": _defuse(c.city),
+        "issuer": _defuse(c.issuer),
+        "title": _defuse(f"《{c.title}》" if c.title else ""),
+        "section": _defuse(c.section),
+        "date": _defuse(c.date),
+        "text": _defuse(c.text if text is None else text),
+    }
+    lines = []
+    for line in (template if template is not None else load_prompt("passage")).split("\n"):
+        names = [m for m in re.findall(r"\{(\w+)\}", line) if m in values]
+        if names and all(values[m] in ("", None) for m in names):
+            continue  # a template line whose values are all empty ("发文单位：")
+        lines.append(fill(line, **values))
+    return "\n".join(lines)
 
 
 def support_text(hit: Hit) -> str:
@@ -141,9 +145,6 @@ class Prompt:
         return [SystemMessage(content=self.system), HumanMessage(content=self.user)]
 
 
-_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]")
-
-
 def estimate_tokens(text: str) -> int:
     """A conservative token count without a tokenizer: 1 per CJK character, digit or symbol, words/0.75."""
     n = 0.0
@@ -162,13 +163,14 @@ def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_c
     refusal = load_prompt("refusal").strip()
     system = fill(load_prompt("system"), refusal=refusal)
     template = load_prompt("comparative" if query.comparative else "answer")
+    passage_template = load_prompt("passage")
     secrets = [system, fill(template, passages="", question="", refusal="")]
     budget = n_ctx - reserve - (32 + n_ctx // 32)  # chat template tokens and a safety margin
     system_tokens = count(system)
 
     def render(hs: list[Hit], texts: list[str]) -> tuple[str, int]:
-        passages = "\n\n".join(format_passage(i + 1, h, t) for i, (h, t) in enumerate(zip(hs, texts)))
-        user = fill(template, passages=passages, question=query.text.strip(), refusal=refusal)
+        passages = "\n\n".join(format_passage(i + 1, h, t, passage_template) for i, (h, t) in enumerate(zip(hs, texts)))
+        user = fill(template, passages=passages, question=_defuse(query.text.strip()), refusal=refusal)
         return user, system_tokens + count(user)
 
     keep = list(hits)

@@ -25,7 +25,6 @@ WARN = "⚠"
 REFUSAL_MARK = "资料中未找到"
 
 # ------------------------------------------------------------------ citation markers
-_OPEN, _CLOSE = "[【［〔", "]】］〕"
 _NUMS = r"\d{1,3}(?:\s*(?:[,，、;；]|[-–—~～至])\s*\d{1,3})*"
 MARKER = re.compile(rf"[\[【［]\s*(?:资料|passage|source|来源|文献|ref\.?)?\s*({_NUMS})\s*[\]】］]", re.I)
 _MARKER_AT = re.compile(rf"[ \t]*[\[【［]\s*(?:资料|passage|source|来源|文献|ref\.?)?\s*{_NUMS}\s*[\]】］]", re.I)

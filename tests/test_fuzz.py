@@ -273,6 +273,9 @@ def test_fuzz_read_file_returns_a_document_or_load_error(suffix, data):
 def _atheris_main() -> None:  # pragma: no cover - runs in a subprocess
     import atheris
 
+    # re-import the rag modules under instrumentation (this file imported them already, uninstrumented)
+    for name in [m for m in sys.modules if m == "rag" or m.startswith("rag.")]:
+        del sys.modules[name]
     with atheris.instrument_imports(include=["rag"]):
         from rag.chunker import chunk_document as chunk
         from rag.loader import LoadError as LErr
