@@ -47,6 +47,7 @@ def _fail(msg: str, code: int = 1) -> None:
 
 def _run(fn):
     """Run a command body; known errors become one readable line and a non-zero exit, never a traceback."""
+    from .config import ConfigError
     from .embedder import EmbedderError
     from .index import IndexError_
     from .ingest import IngestError
@@ -57,7 +58,7 @@ def _run(fn):
         raise
     except UserError as e:
         _fail(str(e), e.code)
-    except (IndexError_, IngestError, EmbedderError) as e:
+    except (IndexError_, IngestError, EmbedderError, ConfigError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
         _fail("interrupted; the index is unchanged unless a new version had been completed", 130)
@@ -186,6 +187,10 @@ def ask(
         settings = _settings(index, **{"llm.provider": llm, "llm.model": model, "llm.base_url": base_url})
         from .pipeline import Pipeline
 
+        if settings.llm.provider.lower() != "extractive":
+            from .llm import check_provider
+
+            check_provider(settings.llm.provider)
         pipe = Pipeline(settings)
         gen = pipe.retriever.generation()  # fail early on a missing/empty index
         if not gen.chunks:

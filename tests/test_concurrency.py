@@ -1,7 +1,8 @@
 """Crash safety and concurrency (issue 7.2), with the real `rag` command in subprocesses.
 
 - kill -9 of `rag ingest` at random moments, many times in a row: the index always opens, answers, and is
-  either the state before or the state after that ingest (documents and chunk count);
+  either the state before or the state after that ingest (documents, chunk count, and which version of
+  each file: every run appends a new line to one file, so the two states always differ);
 - two `rag ingest` on one index: the second refuses with a clear message, or waits with --wait;
 - a long-lived reader (the chat app's Pipeline) keeps answering from the old generation while an ingest
   runs and picks up the new one when it is published, without a restart;
@@ -62,16 +63,25 @@ def copy_files(dest: Path, names: list[str], src: Path = MORE) -> Path:
     return dest
 
 
-def predicted_state(index: Path, folder: Path) -> tuple[tuple[str, ...], int]:
-    """What a complete `rag ingest folder` would make of the index: its docs plus the folder's, re-chunked."""
+def full_state(index: Path) -> tuple:
+    """The documents, the chunk count, and each document's content hash (which version of the file)."""
+    gen = IndexStore(index).load()
+    return tuple(sorted(gen.docs)), len(gen.chunks), tuple(sorted((d, m.content_hash) for d, m in gen.docs.items()))
+
+
+def predicted_state(index: Path, folder: Path) -> tuple:
+    """full_state after a complete `rag ingest folder`: the index's documents plus the folder's, re-chunked."""
     cfg = settings_for(index).chunker
     gen = IndexStore(index).load()
     counts: dict[str, int] = {}
+    hashes = {d: m.content_hash for d, m in gen.docs.items()}
     for c in gen.chunks:
         counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
     for f in sorted(folder.glob("*.txt")):
-        counts[f.stem] = len(chunk_document(parse(read_file(f)), cfg))
-    return tuple(sorted(counts)), sum(counts.values())
+        raw = read_file(f)
+        counts[f.stem] = len(chunk_document(parse(raw), cfg))
+        hashes[f.stem] = raw.content_hash
+    return tuple(sorted(counts)), sum(counts.values()), tuple(sorted(hashes.items()))
 
 
 def lock_held_by(index: Path, pid: int) -> bool:
@@ -138,17 +148,21 @@ def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path):
         folder = a if i % 2 else b
         names = FOLDER_A if i % 2 else FOLDER_B
         touch_unique(folder / f"{rng.choice(names)}.txt", f"{i}")
-        old, new = state(index), predicted_state(index, folder)
+        old, new = full_state(index), predicted_state(index, folder)
         assert old != new
-        # a third of the kills close to the moment the new generation is written, the rest anywhere in the run
-        delay = published * rng.uniform(0.85, 1.05) if i % 3 == 0 else total * rng.uniform(0.0, 1.1)
+        # half the kills close to the moment the new generation is written (bracketed by the outcomes so far:
+        # killed later than lo still gave the old state, earlier than hi already the new), the rest anywhere
+        lo = max([d for d, o, _ in outcomes if o == "old"] + [published * 0.7])
+        hi = min([d for d, o, _ in outcomes if o == "new"] + [published * 1.05])
+        delay = rng.uniform(min(lo, hi) - 0.3, max(lo, hi) + 0.3) if i % 2 == 0 else total * rng.uniform(0.0, 1.1)
         proc = ingest_proc(folder, index)
-        time.sleep(delay)
+        time.sleep(max(0.0, delay))
         proc.kill()  # SIGKILL: no handler, no cleanup
         proc.wait(timeout=60)
-        st = state(index)  # opens, whatever the moment
-        assert st in (old, new), (i, delay, st, old, new)
-        outcomes.append((round(delay, 2), "new" if st == new else "old"))
+        writing = bool(list(index.glob(f".tmp-gen-*-{proc.pid}")))  # killed while writing a generation
+        st = full_state(index)  # opens, whatever the moment
+        assert st in (old, new), (i, delay, st[:2], old[:2], new[:2])
+        outcomes.append((round(delay, 2), "new" if st == new else "old", writing))
         assert_consistent(index)
         assert lock_is_free(index)  # the kernel released the dead process's lock
         ans = pipe.ask("中小企业融资服务有哪些措施?")  # answers, from whichever state is current
@@ -161,11 +175,14 @@ def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path):
     for folder in (a, b):
         expected = predicted_state(index, folder)
         rep = ingest([folder], settings_for(index), lock_timeout=30)
-        assert state(index) == expected, rep.to_dict()
+        assert full_state(index) == expected, rep.to_dict()
     assert not list(index.glob(".tmp-gen-*")) and not list(index.glob(".CURRENT.*"))
     assert len(list(index.glob("gen-*"))) <= 2
-    print(f"kill -9 x{iterations} (complete run {total:.1f} s, published at {published:.1f} s):", outcomes)
-    print("states after kill:", {k: sum(1 for _, o in outcomes if o == k) for k in ("old", "new")})
+    print(f"kill -9 x{iterations} (complete run {total:.1f} s, published at {published:.1f} s): (delay, state, mid-write)", outcomes)
+    print(
+        "states after kill:", {k: sum(1 for _, o, _ in outcomes if o == k) for k in ("old", "new")},
+        "killed while writing a generation:", sum(1 for *_, w in outcomes if w),
+    )
 
 
 # ------------------------------------------------------------------ two ingests

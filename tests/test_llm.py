@@ -160,13 +160,13 @@ def openai_server(gguf, tmp_path_factory):
 
 # ================================================================== fast: no model answers
 def test_unknown_provider_is_a_clear_error(extractive_pipeline):
-    from rag.cli import UserError
+    from rag.config import ConfigError
     from rag.llm import LLMError, llm_answer
 
     fallback = Answer(QUESTION, "x", False, [])
     with pytest.raises(LLMError) as ei:
         llm_answer(extractive_pipeline.settings, "gpt-9", Query(QUESTION), [], fallback=fallback)
-    assert isinstance(ei.value, ValueError) and isinstance(ei.value, UserError)
+    assert isinstance(ei.value, ValueError) and isinstance(ei.value, ConfigError)  # shown by the CLI as one line
     assert "unknown LLM provider 'gpt-9'" in str(ei.value) and "llamacpp" in str(ei.value)
     with pytest.raises(LLMError):
         extractive_pipeline.ask(QUESTION, provider="nonsense")
