@@ -67,6 +67,9 @@ class Retriever:
         self._gen: Generation | None = None
         self._gen_name: str | None = None
         self._df: dict[str, int] | None = None
+        self._idf: dict[str, float] = {}  # per index generation
+        self._idf_gen: str | None = None
+        self._norm_cache: dict = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ loading
@@ -105,9 +108,15 @@ class Retriever:
         return self._df
 
     def idf(self, term: str) -> float:
-        n = max(1, len(self.generation().chunks))
-        d = self.document_frequencies().get(term, 0)
-        return math.log(1 + (n - d + 0.5) / (d + 0.5))
+        gen = self.generation()
+        if self._idf_gen != gen.name:
+            self._idf, self._idf_gen = {}, gen.name
+        w = self._idf.get(term)
+        if w is None:
+            n = max(1, len(gen.chunks))
+            d = self.document_frequencies().get(term, 0)
+            w = self._idf[term] = math.log(1 + (n - d + 0.5) / (d + 0.5))
+        return w
 
     # ------------------------------------------------------------ query analysis
     def cities(self) -> list[str]:
@@ -186,9 +195,11 @@ class Retriever:
 
     def coverage(self, q: Query, text: str) -> float:
         """IDF-weighted share of the question's key terms that occur in text (0..1)."""
+        return self._coverage_norm(q, normalise(text).lower())
+
+    def _coverage_norm(self, q: Query, t: str) -> float:
         if not q.terms:
             return 0.0
-        t = normalise(text).lower()
         total = hit = 0.0
         for term in q.terms:
             w = self.idf(term)
@@ -196,6 +207,18 @@ class Retriever:
             if term in t:
                 hit += w
         return hit / total if total else 0.0
+
+    def coverage_row(self, q: Query, row: int) -> float:
+        """coverage() of an indexed chunk, with its normalised text computed once per index generation."""
+        gen = self.generation()
+        cache = self._norm_cache
+        if cache.get("gen") != gen.name:
+            cache.clear()
+            cache["gen"] = gen.name
+        t = cache.get(row)
+        if t is None:
+            t = cache[row] = normalise(gen.chunks[row].text).lower()
+        return self._coverage_norm(q, t)
 
     def search(
         self,
@@ -244,7 +267,7 @@ class Retriever:
                     dense_sim[row] = score
         if mode == "hybrid":
             # final ranking: fused rank plus how much of the question's key vocabulary the passage holds
-            scored = {row: f + cfg.coverage_weight * self.coverage(q, gen.chunks[row].text) for row, f in fused.items()}
+            scored = {row: f + cfg.coverage_weight * self.coverage_row(q, row) for row, f in fused.items()}
         else:
             scored = fused
         order = sorted(scored, key=lambda r: -scored[r])
@@ -253,7 +276,7 @@ class Retriever:
         if not q.comparative:
             order = order[:k]
         hits = [
-            Hit(chunk=gen.chunks[r], score=float(scored[r]), rank=i + 1, sources=src.get(r, {}), dense=dense_sim.get(r, 0.0), coverage=self.coverage(q, gen.chunks[r].text))
+            Hit(chunk=gen.chunks[r], score=float(scored[r]), rank=i + 1, sources=src.get(r, {}), dense=dense_sim.get(r, 0.0), coverage=self.coverage_row(q, r))
             for i, r in enumerate(order)
         ]
         timings["fuse"] = (time.perf_counter() - t) * 1000
@@ -267,7 +290,7 @@ class Retriever:
         by_doc: dict[str, list[int]] = {}
         for r in order:
             by_doc.setdefault(gen.chunks[r].doc_id, []).append(r)
-        best_cov = {d: max(self.coverage(q, gen.chunks[r].text) for r in rows[:3]) for d, rows in by_doc.items()}
+        best_cov = {d: max(self.coverage_row(q, r) for r in rows[:3]) for d, rows in by_doc.items()}
         top_cov = max(best_cov.values(), default=0.0)
         # anchor terms: the most specific words of the question (首贷, 小巨人); a document holding one is relevant
         df = self.document_frequencies()
