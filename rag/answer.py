@@ -77,6 +77,16 @@ def head_terms(part: str) -> list[str]:
     return toks[-1:]
 
 
+def _figure_near_head(part: str) -> re.Pattern[str] | None:
+    """A figure written right next to the thing asked about: 为多少家企业授信 -> '4534家企业授信', '授信34.41亿元'."""
+    heads = head_terms(part)
+    if not heads:
+        return None
+    h = "|".join(map(re.escape, heads))
+    fig = r"\d[\d.,]*\s*(?:余|多)?\s*(?:万|亿)?\s*[\u4e00-\u9fff%]?"
+    return re.compile(rf"{fig}[^，。；,;]{{0,6}}(?:{h})|(?:{h})[^，。；,;]{{0,6}}\d")
+
+
 def _bigrams(s: str) -> set[str]:
     s = re.sub(r"[\W\d_a-zA-Z]+", "", s)
     return {s[i : i + 2] for i in range(len(s) - 1)}
@@ -187,6 +197,7 @@ class ExtractiveAnswerer:
     # -------------------------------------------------------------- sentences
     def _sentences(self, q: Query, hits: list[Hit]) -> list[_Sent]:
         need_num = asks_number(q.text)
+        near = _figure_near_head(q.text) if need_num else None
         out: list[_Sent] = []
         order = 0
         for hit in hits:
@@ -196,10 +207,10 @@ class ExtractiveAnswerer:
                     s = s.strip()
                     if len(normalise(s)) < 4:
                         continue
-                    s = _clauses_window(s, lambda t: self.coverage(q, t))
+                    s = _clauses_window(s, lambda t: self.coverage(q, t) + (0.25 if near and near.search(t) else 0.0))
                     cov = self.coverage(q, s)
                     has_num = bool(_NUMBER.search(s))
-                    score = cov + 0.12 * prior + (0.08 if need_num and has_num else 0.0)
+                    score = cov + 0.12 * prior + (0.08 if need_num and has_num else 0.0) + (0.25 if near and near.search(s) else 0.0)
                     out.append(_Sent(s, hit, score, cov, has_num, order))
                     order += 1
         return out
