@@ -19,6 +19,7 @@ extractive answer with a one-line ``note``; an unknown provider raises ``LLMErro
 """
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
 import re
@@ -315,6 +316,22 @@ _LLAMAS_LOCK = threading.Lock()
 _MAX_LOADED = 2
 
 
+def _close_llamas() -> None:
+    """Free loaded models before the interpreter tears down llama_cpp (else Llama.__del__ prints errors at exit)."""
+    with _LLAMAS_LOCK:
+        while _LLAMAS:
+            _, loaded = _LLAMAS.popitem()
+            close = getattr(getattr(loaded.chat, "client", None), "close", None)
+            if close:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - best effort at exit
+                    pass
+
+
+atexit.register(_close_llamas)
+
+
 def _quiet_llama_logs() -> None:
     import ctypes
 
@@ -370,7 +387,10 @@ def _load_llama(path: Path, n_ctx: int, n_threads: int) -> _Loaded:
         loaded = _Loaded(chat, threading.Lock(), merge)
         _LLAMAS[key] = loaded
         while len(_LLAMAS) > _MAX_LOADED:
-            _LLAMAS.popitem(last=False)
+            _, old = _LLAMAS.popitem(last=False)
+            close = getattr(getattr(old.chat, "client", None), "close", None)
+            if close:
+                close()
         return loaded
 
 
