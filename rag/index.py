@@ -30,7 +30,12 @@ import numpy as np
 from .types import Chunk, DocMeta
 
 FORMAT_VERSION = 1
-HNSW_THRESHOLD = 200_000  # below this many vectors exact search is fast enough (see benchmarks/scale.py)
+# Below this many vectors exact search is fast enough: one flat query costs ~0.5 ms per 1,000 vectors on a
+# busy 2-core machine (48 ms at 10^5), HNSW (M=32, efSearch=128) ~0.7 ms at 10^5 with recall@10 0.99 but
+# ~0.45 s per 1,000 vectors to build at every ingest. Figures: benchmarks/scale.py, docs/scaling.md.
+HNSW_THRESHOLD = 50_000
+# recall@10 against exact search at 10^6 chunks: 0.94 with efSearch 128, 0.99 with 256 (~1 ms a query)
+HNSW_EF_SEARCH = 256
 
 
 class IndexError_(RuntimeError):
@@ -68,7 +73,7 @@ def build_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
     if n >= hnsw_threshold:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
+        index.hnsw.efSearch = HNSW_EF_SEARCH
         index.add(vectors)
         return index
     index = faiss.IndexFlatIP(dim)
@@ -162,8 +167,12 @@ class IndexStore:
             docs = {k: DocMeta(**v) for k, v in json.loads((gdir / "docs.json").read_text(encoding="utf-8")).items()}
             with open(gdir / "chunks.jsonl", encoding="utf-8") as fh:
                 chunks = [Chunk.from_dict(json.loads(line)) for line in fh if line.strip()]
-            vectors = np.load(gdir / "vectors.npy", allow_pickle=False)
+            # memory-mapped: FAISS holds its own copy for search; these rows are read only for small filtered
+            # searches and by ingest, so they need not occupy RAM (1.5 GB at 10^6 chunks, benchmarks/scale.py)
+            vectors = np.load(gdir / "vectors.npy", allow_pickle=False, mmap_mode="r")
             findex = faiss.read_index(str(gdir / "dense.faiss"))
+            if hasattr(findex, "hnsw"):  # indexes built with a smaller efSearch get today's
+                findex.hnsw.efSearch = max(findex.hnsw.efSearch, HNSW_EF_SEARCH)
             bm = bm25s.BM25.load(str(gdir / "bm25"), allow_pickle=False) if chunks else None
         except IndexError_:
             raise
