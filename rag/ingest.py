@@ -6,6 +6,7 @@ Only one ingest runs per index (a lock file); failures of single files never tou
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +206,10 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
 
     chunks_by_doc.update(new_chunks)
     all_chunks: list[Chunk] = [c for doc_id in sorted(chunks_by_doc) for c in chunks_by_doc[doc_id]]
+    # BM25 tokens (jieba, pure Python) are computed in a thread while the C embedder runs (it releases the GIL)
+    tokens: list[list[str]] = []
+    tok_thread = threading.Thread(target=lambda: tokens.extend(tokenize(c.context_text()) for c in all_chunks), daemon=True)
+    tok_thread.start()
     # embed what is new (the cache makes a rebuild of unchanged text free)
     t_emb = time.perf_counter()
     need = [c for c in all_chunks if c.chunk_id not in vec_by_chunk or c.doc_id in new_chunks]
@@ -226,7 +231,9 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
     progress.stage("indexing")
     dim = int(vecs.shape[1]) if len(need) else (int(next(iter(vec_by_chunk.values())).shape[0]) if vec_by_chunk else embedder.dim)
     vectors = np.stack([vec_by_chunk[c.chunk_id] for c in all_chunks]) if all_chunks else np.zeros((0, dim), np.float32)
-    tokens = [tokenize(c.context_text()) for c in all_chunks]
+    tok_thread.join()
+    if len(tokens) != len(all_chunks):  # the thread failed: do it here, where an error is reported
+        tokens = [tokenize(c.context_text()) for c in all_chunks]
     rep.generation = store.write_generation(identity, dim, docs, all_chunks, vectors, tokens)
     rep.timings["index"] = time.perf_counter() - t_idx
     rep.chunks_total = len(all_chunks)
