@@ -356,7 +356,7 @@ def ann_eval(vectors: np.ndarray, qvecs: np.ndarray, city_rows: np.ndarray, gen_
         params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
         _, approx_f = hnsw.search(qvecs, 10, params=params)
         recall_f = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx_f, exact_f)]))
-        out["hnsw"][ef] = {"recall@10": recall, "recall@10_filtered": recall_f, "ms_p50": single_query_ms(hnsw), "filtered_ms_p50": single_query_ms(hnsw, params)}
+        out["hnsw"][str(ef)] = {"recall@10": recall, "recall@10_filtered": recall_f, "ms_p50": single_query_ms(hnsw), "filtered_ms_p50": single_query_ms(hnsw, params)}
     return out
 
 
@@ -418,7 +418,7 @@ def ann_table(rows: list[dict]) -> str:
         a = r.get("ann")
         if not a:
             continue
-        cells = "  ".join(f"{a['hnsw'][ef]['recall@10']:.3f} / {a['hnsw'][ef]['recall@10_filtered']:.3f} / {a['hnsw'][ef]['ms_p50']:.2f}".ljust(len(f"ef={ef}: R@10 / R@10 filt / ms")) for ef in EF_VALUES)
+        cells = "  ".join(f"{a['hnsw'][str(ef)]['recall@10']:.3f} / {a['hnsw'][str(ef)]['recall@10_filtered']:.3f} / {a['hnsw'][str(ef)]['ms_p50']:.2f}".ljust(len(f"ef={ef}: R@10 / R@10 filt / ms")) for ef in EF_VALUES)
         hb = "(ingest)" if a.get("hnsw_build_s") is None else f"{a['hnsw_build_s']:.1f}"
         lines.append(f"{fmt_n(r['n']):>8} {a['flat_ms_p50']:>8.2f} {a['flat_filtered_ms_p50']:>15.2f} {a['filter_rows']:>11,} {hb:>12}  {cells}")
     return "\n".join(lines)
@@ -452,7 +452,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_title("memory and disk (MB)")
     ax = axes[3]
     for ef in EF_VALUES:
-        pts = [(r["n"], r["ann"]["hnsw"][ef]["recall@10"]) for r in rows if r.get("ann")]
+        pts = [(r["n"], r["ann"]["hnsw"][str(ef)]["recall@10"]) for r in rows if r.get("ann")]
         if pts:
             ax.plot(*zip(*pts), "o-", label=f"HNSW ef={ef}")
     ax.axhline(0.98, color="grey", lw=0.8)
@@ -480,10 +480,14 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true", help="replace these sizes' rows in an existing scale.json, keep the others")
     ap.add_argument("--no-ann", action="store_true", help="skip the recall@10 / latency table of the approximate index")
     ap.add_argument("--no-threads", action="store_true", help="skip the embedding thread measurement")
+    ap.add_argument("--report-only", action="store_true", help="print the tables and redraw the plot of the saved scale.json")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.queries)))
+        return
+    if args.report_only:
+        report(json.loads((Path(args.out) / "scale.json").read_text(encoding="utf-8")), Path(args.out), not args.no_ann)
         return
 
     from rag.config import load_settings
@@ -504,6 +508,11 @@ def main() -> None:
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rag-scale-"))
     results = {"machine": {"cores": os.cpu_count(), "load_avg_start": os.getloadavg()}, "hnsw_threshold": HNSW_THRESHOLD, "sizes": []}
+    if args.merge and (out_dir / "scale.json").exists():  # keep the other sizes' rows of an earlier run
+        prev = json.loads((out_dir / "scale.json").read_text(encoding="utf-8"))
+        results["sizes"] = [r for r in prev.get("sizes", []) if r["n"] not in sizes]
+        if prev.get("embedding"):
+            results["embedding"] = prev["embedding"]
     if not args.no_threads:
         print("embedding threads …", flush=True)
         results["embedding"] = embed_threads()
@@ -532,12 +541,7 @@ def main() -> None:
                 a = ann_eval(vectors, qvecs, city_rows, gen_faiss if b["faiss"] != "IndexFlatIP" else None)
                 row["ann"] = a
                 print(f"  ann {json.dumps(a)}", flush=True)
-            results["sizes"].append(row)
-            if args.merge and (out_dir / "scale.json").exists():
-                prev = json.loads((out_dir / "scale.json").read_text(encoding="utf-8"))
-                keep = [r for r in prev.get("sizes", []) if r["n"] not in {x["n"] for x in results["sizes"]}]
-                results["sizes"] = sorted(keep + results["sizes"], key=lambda r: r["n"])
-                results.setdefault("embedding", prev.get("embedding"))
+            results["sizes"] = sorted([r for r in results["sizes"] if r["n"] != n] + [row], key=lambda r: r["n"])
             del vectors
             gc.collect()
             if not args.keep:
@@ -546,16 +550,23 @@ def main() -> None:
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
+    report(results, out_dir, not args.no_ann)
+
+
+def report(results: dict, out_dir: Path, ann: bool = True) -> None:
     rows = results["sizes"]
+    if not rows:
+        return
     print("\nIndex build, size, memory and hybrid query latency (query embedding excluded: p50 "
           f"{statistics.median([r['query']['embed_query_ms_p50'] for r in rows]):.0f} ms per question, independent of size)")
     print(table(rows))
-    if not args.no_ann:
+    if ann:
         print("\nApproximate index (HNSW M=32, efConstruction=80) vs exact, 10 nearest, single queries")
         print(ann_table(rows))
-    if rows:
-        plot(rows, out_dir / "scale.png")
-        print(f"\nwrote {out_dir / 'scale.json'} and {out_dir / 'scale.png'}")
+    if results.get("embedding"):
+        print("\nEmbedding (ingest):", json.dumps(results["embedding"]))
+    plot(rows, out_dir / "scale.png")
+    print(f"\nwrote {out_dir / 'scale.json'} and {out_dir / 'scale.png'}")
 
 
 if __name__ == "__main__":

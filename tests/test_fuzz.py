@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -347,6 +348,7 @@ def test_zz_report_fuzz_counts():
     out = ARTIFACTS / "fuzz_counts.json"
     data = {"examples_setting": EXAMPLES, "counts": dict(sorted(COUNTS.items())), "total": sum(COUNTS.values())}
     out.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    shutil.rmtree(_TMP, ignore_errors=True)
     print("fuzz/property inputs tried:", json.dumps(data, ensure_ascii=False))
 
 
