@@ -215,10 +215,15 @@ class ExtractiveAnswerer:
                     order += 1
         return out
 
+    def _dense_only_ok(self, q: Query, hit: Hit) -> bool:
+        """Without key terms, only a question with real words (English) may rest on dense similarity alone:
+        punctuation, emoji or a shell fragment scores ≥ 0.8 against almost anything with e5."""
+        return bool(re.search(r"[A-Za-z]{3,}", q.text)) and hit.dense >= self.min_dense
+
     def _check(self, q: Query, part: str, s: _Sent) -> bool:
         """Does sentence s support an answer to `part` of the question?"""
         if not q.terms:  # nothing to match lexically (an English question outside the glossary): trust dense
-            if s.hit.dense < self.min_dense:
+            if not self._dense_only_ok(q, s.hit):
                 return False
         elif s.coverage < self.min_coverage:
             return False
@@ -338,7 +343,7 @@ class ExtractiveAnswerer:
             ranked = sorted(sents, key=lambda s: (-(s.score + (0.06 if s.has_number else 0.0)), s.order))
             best = ranked[0]
             # the retriever already kept only documents with relevant passages; a lower bar for the sentence
-            if best.coverage < 0.2 and not (not q.terms and best.hit.dense >= self.min_dense):
+            if best.coverage < 0.2 and not (not q.terms and self._dense_only_ok(q, best.hit)):
                 continue
             chosen = [best] + [s for s in ranked[1:3] if s.score >= best.score * 0.7 and s.coverage >= 0.2][:1]
             chosen.sort(key=lambda s: s.order)

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -248,16 +247,18 @@ def _pdf(text: str) -> bytes:
 _SAMPLE = (REPLIES / "yingkou.txt").read_text(encoding="utf-8")[:1200]
 CONTAINERS = [_docx(_SAMPLE), _pdf(_SAMPLE)]
 HTML = [f"<html><body><h1>答复</h1><p>{_SAMPLE[:300]}</p><script>x()</script></body></html>".encode(enc) for enc in ("utf-8", "gb18030")]
-_TMP = Path(tempfile.mkdtemp(prefix="rag-fuzz-"))
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
 
 
 @FUZZ
-@given(st.sampled_from([".txt", ".md", ".html", ".htm", ".docx", ".pdf"]), st.data())
-def test_fuzz_read_file_returns_a_document_or_load_error(suffix, data):
+@given(suffix=st.sampled_from([".txt", ".md", ".html", ".htm", ".docx", ".pdf"]), data=st.data())
+def test_fuzz_read_file_returns_a_document_or_load_error(fuzz_dir, suffix, data):
     record("fuzz read_file")
     seeds = CONTAINERS if suffix in (".docx", ".pdf") else (HTML if suffix.startswith(".htm") else SEEDS)
     blob = data.draw(st.one_of(mutated(seeds), mutated(CONTAINERS), st.binary(max_size=500)))
-    path = _TMP / f"f{COUNTS['fuzz read_file']}{suffix}"
+    path = fuzz_dir / f"f{COUNTS['fuzz read_file']}{suffix}"
     path.write_bytes(blob)
     try:
         rf = read_file(path)
@@ -284,7 +285,7 @@ def _atheris_main() -> None:  # pragma: no cover - runs in a subprocess
         from rag.loader import read_file as read
         from rag.parser import parse as parse_
 
-    tmp = Path(tempfile.mkdtemp(prefix="rag-atheris-"))
+    tmp = Path(os.environ.get("RAG_ATHERIS_TMP") or tempfile.mkdtemp(prefix="rag-atheris-"))
     suffixes = [".txt", ".html", ".docx", ".pdf"]
     cfg = ChunkerConfig(max_chars=120, min_chars=30)
 
@@ -331,7 +332,7 @@ def test_atheris_fuzzing_of_loader_and_parser(tmp_path):
     t0 = time.perf_counter()
     p = subprocess.run(
         [sys.executable, __file__, f"-runs={runs}", "-max_len=8192", "-seed=7", "-timeout=30", "-rss_limit_mb=3000", str(corpus)],
-        capture_output=True, text=True, timeout=880, cwd=REPO,
+        capture_output=True, text=True, timeout=880, cwd=REPO, env={**os.environ, "RAG_ATHERIS_TMP": str(tmp_path)},
     )
     elapsed = time.perf_counter() - t0
     assert p.returncode == 0, p.stderr[-4000:]
@@ -348,7 +349,6 @@ def test_zz_report_fuzz_counts():
     out = ARTIFACTS / "fuzz_counts.json"
     data = {"examples_setting": EXAMPLES, "counts": dict(sorted(COUNTS.items())), "total": sum(COUNTS.values())}
     out.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    shutil.rmtree(_TMP, ignore_errors=True)
     print("fuzz/property inputs tried:", json.dumps(data, ensure_ascii=False))
 
 
