@@ -282,70 +282,59 @@ class Retriever:
         query: Query | None = None,
     ) -> SearchResult:
         with self.pinned():  # one generation for the whole search
-            return self._search(question, k, cities, years, mode, query)
-
-    def _search(
-        self,
-        question: str,
-        k: int | None = None,
-        cities: list[str] | None = None,
-        years: list[str] | None = None,
-        mode: str = "hybrid",
-        query: Query | None = None,
-    ) -> SearchResult:
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        gen = self.generation()
-        timings["load"] = (time.perf_counter() - t0) * 1000
-        cfg = self.settings.retrieval
-        k = k or cfg.k
-        q = query or self.analyze(question, cities, years)
-        if q.unknown_places and not q.cities:
-            return SearchResult(q, [], timings, gen.name)
-        allowed = self.allowed_rows(q)
-        n_cand = max(cfg.candidates, k * 4)
-        if q.comparative:
-            n_cand = max(n_cand, 200)
-        dense: list[tuple[int, float]] = []
-        sparse: list[tuple[int, float]] = []
-        if mode in ("hybrid", "dense"):
+            timings: dict[str, float] = {}
+            t0 = time.perf_counter()
+            gen = self.generation()
+            timings["load"] = (time.perf_counter() - t0) * 1000
+            cfg = self.settings.retrieval
+            k = k or cfg.k
+            q = query or self.analyze(question, cities, years)
+            if q.unknown_places and not q.cities:
+                return SearchResult(q, [], timings, gen.name)
+            allowed = self.allowed_rows(q)
+            n_cand = max(cfg.candidates, k * 4)
+            if q.comparative:
+                n_cand = max(n_cand, 200)
+            dense: list[tuple[int, float]] = []
+            sparse: list[tuple[int, float]] = []
+            if mode in ("hybrid", "dense"):
+                t = time.perf_counter()
+                qvec = np.asarray(self.embedder.embed_array([q.search_text], is_query=True)[0], dtype=np.float32)
+                timings["embed"] = (time.perf_counter() - t) * 1000
+                t = time.perf_counter()
+                dense = self._dense(qvec, allowed, n_cand)
+                timings["dense"] = (time.perf_counter() - t) * 1000
+            if mode in ("hybrid", "bm25"):
+                t = time.perf_counter()
+                sparse = self._bm25(tokenize(q.search_text), allowed, n_cand)
+                timings["bm25"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            qvec = np.asarray(self.embedder.embed_array([q.search_text], is_query=True)[0], dtype=np.float32)
-            timings["embed"] = (time.perf_counter() - t) * 1000
-            t = time.perf_counter()
-            dense = self._dense(qvec, allowed, n_cand)
-            timings["dense"] = (time.perf_counter() - t) * 1000
-        if mode in ("hybrid", "bm25"):
-            t = time.perf_counter()
-            sparse = self._bm25(tokenize(q.search_text), allowed, n_cand)
-            timings["bm25"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        fused: dict[int, float] = {}
-        src: dict[int, dict[str, int]] = {}
-        dense_sim: dict[int, float] = {}
-        for name, lst, w in (("dense", dense, cfg.dense_weight), ("bm25", sparse, cfg.bm25_weight)):
-            for rank, (row, score) in enumerate(lst):
-                fused[row] = fused.get(row, 0.0) + w / (cfg.rrf_k + rank + 1)
-                src.setdefault(row, {})[name] = rank + 1
-                if name == "dense":
-                    dense_sim[row] = score
-        if mode == "hybrid":
-            # final ranking: fused rank plus how much of the question's key vocabulary the passage holds
-            scored = {row: f + cfg.coverage_weight * self.coverage_row(q, row) for row, f in fused.items()}
-        else:
-            scored = fused
-        order = sorted(scored, key=lambda r: -scored[r])
-        if q.comparative and mode == "hybrid":
-            order = self._per_document(order, scored, q, k)
-        if not q.comparative:
-            order = order[:k]
-        hits = [
-            Hit(chunk=gen.chunks[r], score=float(scored[r]), rank=i + 1, sources=src.get(r, {}), dense=dense_sim.get(r, 0.0), coverage=self.coverage_row(q, r))
-            for i, r in enumerate(order)
-        ]
-        timings["fuse"] = (time.perf_counter() - t) * 1000
-        timings["total"] = (time.perf_counter() - t0) * 1000
-        return SearchResult(q, hits, timings, gen.name)
+            fused: dict[int, float] = {}
+            src: dict[int, dict[str, int]] = {}
+            dense_sim: dict[int, float] = {}
+            for name, lst, w in (("dense", dense, cfg.dense_weight), ("bm25", sparse, cfg.bm25_weight)):
+                for rank, (row, score) in enumerate(lst):
+                    fused[row] = fused.get(row, 0.0) + w / (cfg.rrf_k + rank + 1)
+                    src.setdefault(row, {})[name] = rank + 1
+                    if name == "dense":
+                        dense_sim[row] = score
+            if mode == "hybrid":
+                # final ranking: fused rank plus how much of the question's key vocabulary the passage holds
+                scored = {row: f + cfg.coverage_weight * self.coverage_row(q, row) for row, f in fused.items()}
+            else:
+                scored = fused
+            order = sorted(scored, key=lambda r: -scored[r])
+            if q.comparative and mode == "hybrid":
+                order = self._per_document(order, scored, q, k)
+            if not q.comparative:
+                order = order[:k]
+            hits = [
+                Hit(chunk=gen.chunks[r], score=float(scored[r]), rank=i + 1, sources=src.get(r, {}), dense=dense_sim.get(r, 0.0), coverage=self.coverage_row(q, r))
+                for i, r in enumerate(order)
+            ]
+            timings["fuse"] = (time.perf_counter() - t) * 1000
+            timings["total"] = (time.perf_counter() - t0) * 1000
+            return SearchResult(q, hits, timings, gen.name)
 
     def _per_document(self, order: list[int], scored: dict[int, float], q: Query, k: int) -> list[int]:
         """Comparative questions: the best passages of every document that has relevant evidence."""
