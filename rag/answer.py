@@ -17,7 +17,7 @@ from typing import Callable
 
 from .parser import split_sentences
 from .retriever import Query
-from .textproc import domain_terms, normalise, tokenize
+from .textproc import domain_terms, equivalents, normalise, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _ASKS_NUMBER = re.compile(
@@ -79,12 +79,25 @@ def head_terms(part: str) -> list[str]:
 
 def _figure_near_head(part: str) -> re.Pattern[str] | None:
     """A figure written right next to the thing asked about: 为多少家企业授信 -> '4534家企业授信', '授信34.41亿元'."""
-    heads = head_terms(part)
+    heads = [a for t in head_terms(part) for a in equivalents(t)]
     if not heads:
         return None
     h = "|".join(map(re.escape, heads))
     fig = r"\d[\d.,]*\s*(?:余|多)?\s*(?:万|亿)?\s*[\u4e00-\u9fff%]?"
     return re.compile(rf"{fig}[^，。；,;]{{0,6}}(?:{h})|(?:{h})[^，。；,;]{{0,6}}\d")
+
+
+def _year_stated(year: str, passage: str, date: str) -> bool:
+    """The passage is about `year`: it names it, or says 今年/去年 in a reply dated that year / the next."""
+    if year in passage:
+        return True
+    dated = re.match(r"\s*((?:19|20)\d{2})", date or "")
+    if not dated:
+        return False
+    reply_year = int(dated.group(1))
+    return (int(year) == reply_year and bool(re.search(r"今年|本年度?|年内", passage))) or (
+        int(year) == reply_year - 1 and bool(re.search(r"去年|上年|上一年", passage))
+    )
 
 
 def _bigrams(s: str) -> set[str]:
@@ -198,6 +211,11 @@ class ExtractiveAnswerer:
     def _sentences(self, q: Query, hits: list[Hit]) -> list[_Sent]:
         need_num = asks_number(q.text)
         near = _figure_near_head(q.text) if need_num else None
+        unit = unit_check(q.text) if need_num else None
+
+        def fits(t: str) -> float:  # the figure asked for: next to the thing asked about, in the unit asked for
+            return (0.25 if near and near.search(t) else 0.0) + (0.1 if unit and unit.search(t) else 0.0)
+
         out: list[_Sent] = []
         order = 0
         for hit in hits:
@@ -207,10 +225,10 @@ class ExtractiveAnswerer:
                     s = s.strip()
                     if len(normalise(s)) < 4:
                         continue
-                    s = _clauses_window(s, lambda t: self.coverage(q, t) + (0.25 if near and near.search(t) else 0.0))
+                    s = _clauses_window(s, lambda t: self.coverage(q, t) + fits(t))
                     cov = self.coverage(q, s)
                     has_num = bool(_NUMBER.search(s))
-                    score = cov + 0.12 * prior + (0.08 if need_num and has_num else 0.0) + (0.25 if near and near.search(s) else 0.0)
+                    score = cov + 0.12 * prior + (0.08 if need_num and has_num else 0.0) + fits(s)
                     out.append(_Sent(s, hit, score, cov, has_num, order))
                     order += 1
         return out
@@ -227,13 +245,14 @@ class ExtractiveAnswerer:
                 return False
         elif s.coverage < self.min_coverage:
             return False
-        passage = normalise(s.hit.chunk.text)
+        passage = normalise(s.hit.chunk.text).lower()
         for year in _YEAR.findall(part):
-            if year not in passage:
+            if not _year_stated(year, passage, s.hit.chunk.date):
                 return False
         for term in head_terms(part):
-            # the thing asked about must be there (exactly in the passage, or most of its characters in the sentence)
-            if term not in passage and sum(ch in s.text for ch in term) * 2 <= len(term):
+            # the thing asked about must be there (exactly or in the documents' wording in the passage, or most of
+            # its characters in the sentence)
+            if not any(a in passage for a in equivalents(term)) and sum(ch in s.text for ch in term) * 2 <= len(term):
                 return False
         if asks_number(part):
             need = unit_check(part)
@@ -244,7 +263,8 @@ class ExtractiveAnswerer:
         return True
 
     def _pick(self, q: Query, part: str, hits: list[Hit]) -> _Sent | None:
-        sub = replace(q, text=part, terms=[t for t in tokenize(part) if t in q.terms] or q.terms) if part != q.text else q
+        low = normalise(part).lower()
+        sub = replace(q, text=part, terms=[t for t in q.terms if t in low] or q.terms) if part != q.text else q
         sents = self._sentences(sub, hits)
         if not sents:
             return None

@@ -110,10 +110,21 @@ def ingest(
         lock.release()
 
 
+# Bump when the parser or the chunker changes what they make of the same file: an index built by another
+# version re-parses every file on the next ingest (the embedding cache keeps unchanged passages free).
+PARSING_VERSION = 2
+
+
+def parsing_identity(settings: Settings) -> str:
+    return f"parser-v{PARSING_VERSION}/chunks-{settings.chunker.max_chars}-{settings.chunker.min_chars}"
+
+
 def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float) -> IngestReport:
     rep = IngestReport()
     embedder = make_embedder(settings.embedder)
     identity = embedder.identity
+    parsing = parsing_identity(settings)
+    reparse = False  # the index was made by another parser/chunker version: the files given are parsed again
 
     # the current state (kept documents and their chunks/vectors)
     docs: dict[str, DocMeta] = {}
@@ -125,6 +136,7 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
         except IncompatibleIndex as e:
             raise IngestError(str(e)) from e
         docs = dict(gen.docs)
+        reparse = gen.manifest.get("parsing") != parsing
         for i, c in enumerate(gen.chunks):
             chunks_by_doc.setdefault(c.doc_id, []).append(c)
             vec_by_chunk[c.chunk_id] = gen.vectors[i]
@@ -175,7 +187,7 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
             continue
         seen_ids[doc_id] = str(f)
         old = docs.get(doc_id)
-        if old is not None and old.content_hash == raw.content_hash and doc_id in chunks_by_doc:
+        if old is not None and old.content_hash == raw.content_hash and doc_id in chunks_by_doc and not reparse:
             rep.unchanged.append(doc_id)
             if old.path != raw.path:
                 docs[doc_id] = DocMeta(**{**old.to_dict(), "path": raw.path})
@@ -198,7 +210,7 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
         progress.file_done(str(f), "updated" if old is not None else "added")
     rep.timings["parse"] = time.perf_counter() - t_parse
 
-    if not rep.changed and not rebuild:
+    if not rep.changed and not rebuild and not reparse:
         rep.chunks_total = sum(len(v) for v in chunks_by_doc.values())
         rep.generation = store.current_name() or ""
         rep.seconds = time.perf_counter() - t0
@@ -234,7 +246,7 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
     tok_thread.join()
     if len(tokens) != len(all_chunks):  # the thread failed: do it here, where an error is reported
         tokens = [tokenize(c.context_text()) for c in all_chunks]
-    rep.generation = store.write_generation(identity, dim, docs, all_chunks, vectors, tokens)
+    rep.generation = store.write_generation(identity, dim, docs, all_chunks, vectors, tokens, extra={"parsing": parsing})
     rep.timings["index"] = time.perf_counter() - t_idx
     rep.chunks_total = len(all_chunks)
     rep.seconds = time.perf_counter() - t0

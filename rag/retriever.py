@@ -19,7 +19,7 @@ import numpy as np
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
 from .places import find_places, normalise_place
-from .textproc import QUESTION_STOP, domain_terms, expand_english, normalise, tokenize
+from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, find_synonyms, normalise, tokenize
 from .types import Hit
 
 _COMPARATIVE = re.compile(
@@ -47,10 +47,19 @@ class Query:
     unknown_places: list[str] = field(default_factory=list)  # named in the question, no document about them
     expansion: str = ""  # Chinese terms for an English question
     terms: list[str] = field(default_factory=list)  # key terms for lexical checks
+    alts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # term -> strings that count as it (thesaurus)
+    official: str = ""  # the documents' wording of the question's everyday words (头一回 -> 首次), for BM25
 
     @property
     def search_text(self) -> str:
         return f"{self.text} {self.expansion}".strip()
+
+    @property
+    def lexical_text(self) -> str:
+        return f"{self.search_text} {self.official}".strip()
+
+    def equivalents(self, term: str) -> tuple[str, ...]:
+        return self.alts.get(term, (term,))
 
 
 @dataclass
@@ -178,7 +187,15 @@ class Retriever:
         for _, a, b in sorted(find_places(topic), key=lambda x: -x[1]):
             topic = topic[:a] + " " + topic[b:]
         terms = tokenize(topic, for_search=True)
+        # everyday words with a thesaurus entry become one term each (头一回, not 一回); the documents' wording
+        # of them goes to BM25 and counts as the word in passages
+        phrases = [(p, g) for p, g in find_synonyms(topic) if p not in QUESTION_STOP]
+        colloquial = [p for p, g in phrases if p != g[0]]
+        terms = [t for t in terms if not any(t != p and t in p for p in colloquial)] + [p for p, _ in phrases]
         q.terms = [t for t in dict.fromkeys(terms) if t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t)]
+        q.alts = {t: e for t in q.terms if len(e := equivalents(t)) > 1}
+        digits = cn_numbers_to_digits(topic)
+        q.official = " ".join(dict.fromkeys([g[0] for p, g in phrases if p != g[0]] + ([digits] if digits != topic else [])))
         return q
 
     def allowed_rows(self, q: Query) -> np.ndarray | None:
@@ -254,11 +271,26 @@ class Retriever:
             return 0.0
         total = hit = 0.0
         for term in q.terms:
-            w = self.idf(term)
+            alts = q.alts.get(term)
+            w = self.term_weight(term, alts) if alts else self.idf(term)
             total += w
-            if term in t:
+            if term in t or (alts and any(a in t for a in alts)):
                 hit += w
         return hit / total if total else 0.0
+
+    def term_weight(self, term: str, alts: tuple[str, ...]) -> float:
+        """A word with equivalents weighs what the documents' commonest wording of it weighs (营收 as 营业收入):
+        a word the documents never use would otherwise get the highest weight of all."""
+        df = self.document_frequencies()
+        weights = []
+        for a in alts:
+            if df.get(a, 0) > 0:
+                weights.append(self.idf(a))
+            else:  # a phrase jieba cuts in pieces (获得贷款): its rarest piece, when every piece occurs
+                toks = tokenize(a, for_search=False)
+                if toks and all(df.get(x, 0) > 0 for x in toks):
+                    weights.append(max(self.idf(x) for x in toks))
+        return min(weights) if weights else self.idf(term)
 
     def coverage_row(self, q: Query, row: int) -> float:
         """coverage() of an indexed chunk, with its normalised text computed once per index generation."""
@@ -306,7 +338,7 @@ class Retriever:
                 timings["dense"] = (time.perf_counter() - t) * 1000
             if mode in ("hybrid", "bm25"):
                 t = time.perf_counter()
-                sparse = self._bm25(tokenize(q.search_text), allowed, n_cand)
+                sparse = self._bm25(tokenize(q.lexical_text), allowed, n_cand)
                 timings["bm25"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             fused: dict[int, float] = {}

@@ -86,3 +86,77 @@ def expand_english(question: str) -> str:
 def domain_terms() -> frozenset[str]:
     """The domain dictionary's words (首贷户, 专精特新, 小巨人 …): the specific words of this field."""
     return frozenset(line.split()[0] for line in (_DATA / "userdict.txt").read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+# ---------------------------------------------------------------- paraphrases
+@lru_cache(maxsize=1)
+def synonym_groups() -> dict[str, tuple[str, ...]]:
+    """Everyday wording -> the documents' wording (data/synonyms.tsv): every member maps to its group(s),
+    official form first. 头一回 -> (首次, 第一次, 头一回, …)."""
+    out: dict[str, list[str]] = {}
+    path = _DATA / "synonyms.tsv"
+    if not path.exists():
+        return {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        group = [unicodedata.normalize("NFKC", w).lower() for w in line.split() if len(w) >= 2]
+        for w in group:
+            merged = out.setdefault(w, [])
+            merged.extend(x for x in group if x not in merged)
+    return {w: tuple(g) for w, g in out.items()}
+
+
+@lru_cache(maxsize=1)
+def _synonym_pattern() -> re.Pattern[str] | None:
+    words = sorted(synonym_groups(), key=len, reverse=True)  # at each position the longest member wins
+    return re.compile("|".join(map(re.escape, words))) if words else None
+
+
+def find_synonyms(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The thesaurus phrases in text (non-overlapping, longest first), each with its group."""
+    rx = _synonym_pattern()
+    if rx is None:
+        return []
+    t = unicodedata.normalize("NFKC", text).lower()
+    return [(m.group(0), synonym_groups()[m.group(0)]) for m in rx.finditer(t)]
+
+
+_CN_DIGIT = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+_CN_NUMBER = re.compile(r"[零一二两三四五六七八九十百千]+(?=[万亿元家户人个项名套笔倍])")
+
+
+def _cn_to_int(s: str) -> int | None:
+    total, digit = 0, None
+    for ch in s:
+        if ch in _CN_DIGIT:
+            if digit is not None:  # 一二: not a number
+                return None
+            digit = _CN_DIGIT[ch]
+        else:
+            total += (1 if digit is None else digit) * _CN_UNIT[ch]
+            digit = None
+    return total + (digit or 0)
+
+
+def cn_numbers_to_digits(text: str) -> str:
+    """百亿元 -> 100亿元, 两万人 -> 2万人: numbers as the replies write them (single 一 is left alone: 一次性)."""
+
+    def repl(m: re.Match[str]) -> str:
+        s = m.group(0)
+        if len(s) == 1 and s not in "十百千":
+            return s
+        n = _cn_to_int(s)
+        return s if n is None else str(n)
+
+    return _CN_NUMBER.sub(repl, text)
+
+
+def equivalents(term: str) -> tuple[str, ...]:
+    """The strings that count as `term` in a passage: itself, its thesaurus group, its figure in digits."""
+    alts = [term, *synonym_groups().get(term, ())]
+    digits = cn_numbers_to_digits(term)
+    if digits != term:
+        alts.append(digits)
+    return tuple(dict.fromkeys(alts))
