@@ -17,7 +17,7 @@ from typing import Callable
 
 from .parser import split_sentences
 from .retriever import Query
-from .textproc import domain_terms, equivalents, normalise, tokenize
+from .textproc import domain_terms, equivalents, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _ASKS_NUMBER = re.compile(
@@ -100,6 +100,11 @@ def _year_stated(year: str, passage: str, date: str) -> bool:
     )
 
 
+def _is_item_title(sentence: str) -> bool:
+    """A short sentence naming an item (三是推动组建产学研联盟。) rather than stating its content."""
+    return len(sentence) <= 24 and not _NUMBER.search(_MARKER.sub("", sentence))
+
+
 def _bigrams(s: str) -> set[str]:
     s = re.sub(r"[\W\d_a-zA-Z]+", "", s)
     return {s[i : i + 2] for i in range(len(s) - 1)}
@@ -152,7 +157,9 @@ class ExtractiveAnswerer:
         min_coverage: float = 0.34,
         min_dense: float = 0.80,
         section_chunks: Callable[[str, list[str]], list[Chunk]] | None = None,
+        whole_section_chars: int = 600,
     ):
+        self.whole_section_chars = whole_section_chars
         self.coverage = coverage
         self.min_coverage = min_coverage
         self.min_dense = min_dense
@@ -249,6 +256,9 @@ class ExtractiveAnswerer:
         for year in _YEAR.findall(part):
             if not _year_stated(year, passage, s.hit.chunk.date):
                 return False
+        for name in quoted_phrases(part):  # “助保贷”: the passage must name what the question quotes
+            if not any(e in passage for e in equivalents(name)):
+                return False
         for term in head_terms(part):
             # the thing asked about must be there (exactly or in the documents' wording in the passage, or most of
             # its characters in the sentence)
@@ -330,20 +340,26 @@ class ExtractiveAnswerer:
 
         items: list[_Sent] = []
         budget = 1000
-        for c in chunks:
+        lines = [
+            (c, [x for x in (y.strip() for y in split_sentences(line)) if len(normalise(x)) >= 4 and heading_match(x, prefix[-1]) < 0.9])
+            for c in chunks
+            for line in c.text.split("\n")
+        ]  # the section heading itself is no answer
+        whole = sum(len(x) for _, sents in lines for x in sents) <= self.whole_section_chars
+        for c, sents in lines:
             chit = next((h for h in hits if h.chunk.chunk_id == c.chunk_id), Hit(chunk=c, score=hit.score, rank=hit.rank))
-            for line in c.text.split("\n"):
-                sents = [x.strip() for x in split_sentences(line) if len(normalise(x)) >= 4]
-                sents = [x for x in sents if heading_match(x, prefix[-1]) < 0.9]  # the section heading itself is no answer
-                if not sents or budget <= 0:
-                    continue
-                picked = [sents[0]] if len(sents[0]) >= 10 or len(sents) == 1 else sents[:2]
+            if not sents or budget <= 0:
+                continue
+            if whole:  # a short section is quoted whole: every measure it names
+                picked = list(sents)
+            else:  # an item's title sentence (三是健全…体系。), what it says next, and its most telling sentence
+                picked = sents[:2] if _is_item_title(sents[0]) else sents[:1]
                 rest = sorted((x for x in sents if x not in picked), key=lambda x: -salience(x))
                 if rest and salience(rest[0]) > 0.5:
                     picked.append(rest[0])
-                text = "".join(_clauses_window(x, lambda t: 0.0, limit=150) for x in sorted(picked, key=sents.index))
-                budget -= len(text)
-                items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items)))
+            text = "".join(_clauses_window(x, lambda t: 0.0, limit=150) for x in sorted(picked, key=sents.index))
+            budget -= len(text)
+            items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items)))
         if not items:
             return None
         ans = self._compose([(None, [it]) for it in items])
@@ -365,7 +381,15 @@ class ExtractiveAnswerer:
             # the retriever already kept only documents with relevant passages; a lower bar for the sentence
             if best.coverage < 0.2 and not (not q.terms and self._dense_only_ok(q, best.hit)):
                 continue
-            chosen = [best] + [s for s in ranked[1:3] if s.score >= best.score * 0.7 and s.coverage >= 0.2][:1]
+            chosen = [best]
+            if _is_item_title(best.text):  # 一是举办第二届民营企业家日活动。: what the item says comes next
+                nxt = next((s for s in sents if s.order == best.order + 1 and s.hit is best.hit), None)
+                if nxt is not None:
+                    chosen.append(nxt)
+            # one more sentence nearly as relevant, a figure first (情况如何 / 进展如何 want the numbers)
+            more = [s for s in ranked[1:4] if s not in chosen and s.score >= best.score * 0.7 and s.coverage >= 0.2]
+            more.sort(key=lambda s: not s.has_number)
+            chosen += more[:1]
             chosen.sort(key=lambda s: s.order)
             label = doc_hits[0].chunk.city or doc_id
             groups.append((label, chosen))

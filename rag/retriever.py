@@ -19,7 +19,7 @@ import numpy as np
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
 from .places import find_places, normalise_place
-from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, find_synonyms, normalise, tokenize
+from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, find_synonyms, normalise, quoted_phrases, tokenize
 from .types import Hit
 
 _COMPARATIVE = re.compile(
@@ -391,6 +391,13 @@ class Retriever:
             keep = [d for d in by_doc if best_cov[d] >= 0.2 and has_anchor(d)]
         else:
             keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
+        quoted = quoted_phrases(q.text)
+        if quoted:  # “企业家日”: only the documents that name it
+            texts = {d: [normalise(gen.chunks[r].text).lower() for r in by_doc[d]] for d in keep}
+            keep = [d for d in keep if all(any(e in t for t in texts[d] for e in equivalents(p)) for p in quoted)]
+            # the passages naming it come first
+            for d in keep:
+                by_doc[d].sort(key=lambda r: -all(any(e in normalise(gen.chunks[r].text).lower() for e in equivalents(p)) for p in quoted))
         keep.sort(key=lambda d: -scored[by_doc[d][0]])
         # best passage of every document first, then the second ones: top-k covers as many documents as possible
         out: list[int] = []

@@ -160,3 +160,11 @@ def equivalents(term: str) -> tuple[str, ...]:
     if digits != term:
         alts.append(digits)
     return tuple(dict.fromkeys(alts))
+
+
+_QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
+
+
+def quoted_phrases(text: str) -> list[str]:
+    """Chinese names the question puts in quotation marks (“企业家日”): a passage must contain them."""
+    return [normalise(p).lower() for p in _QUOTED.findall(text) if re.search(r"[\u4e00-\u9fff]", p)]
