@@ -30,11 +30,15 @@ _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个
 _UNIT_ASKED = [
     (re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
     (re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
+    # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
+    (re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
     (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
     (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|rate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
     (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I), re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*元|元|万|亿")),
 ]
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+_YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
+_MONTH = re.compile(r"(?<![\d年])(?:\d{1,2}\s*[-—~至到]\s*)?(\d{1,2})\s*月|(?<=年)(\d{1,2})\s*月")
 _SECTION_Q = re.compile(r"(哪些|什么|何种|怎样|如何|怎么)(工作|措施|举措|做法|安排|打算|部署|成效|进展|行动|办法)?|做了什么|情况如何|进展如何|有何|what (has|have|did|does|measures|steps|work)", re.I)
 _QWORD = re.compile(r"多少|几|哪|什么|何|是否|怎样|如何|谁|how|what|which|when|who", re.I)
 _MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[（(][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])\s*")
@@ -54,8 +58,9 @@ def question_parts(question: str) -> list[str]:
 
 def unit_check(question: str) -> re.Pattern[str] | None:
     for asked, needed in _UNIT_ASKED:
-        if asked.search(question):
-            return needed
+        m = asked.search(question)
+        if m:
+            return needed or re.compile(rf"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*{m.group(2)}")
     return None
 
 
@@ -87,14 +92,18 @@ def _figure_near_head(part: str) -> re.Pattern[str] | None:
     return re.compile(rf"{fig}[^，。；,;]{{0,6}}(?:{h})|(?:{h})[^，。；,;]{{0,6}}\d")
 
 
-def _year_stated(year: str, passage: str, date: str) -> bool:
-    """The passage is about `year`: it names it, or says 今年/去年 in a reply dated that year / the next."""
+def _year_stated(year: str, passage: str, date: str, english: bool = False) -> bool:
+    """The passage is about `year`: it names it, or says 今年/去年 in a reply dated that year / the next.
+    An English question's year may be the reply's own (answered in May 2023) when the passage names no other."""
+    passage = re.sub(r"《[^》]*》", "", passage)  # 《…三年行动方案(2023—2025年)》 names a plan, it dates nothing
     if year in passage:
         return True
     dated = re.match(r"\s*((?:19|20)\d{2})", date or "")
     if not dated:
         return False
     reply_year = int(dated.group(1))
+    if english and int(year) == reply_year and not _YEAR.search(passage):
+        return True
     return (int(year) == reply_year and bool(re.search(r"今年|本年度?|年内", passage))) or (
         int(year) == reply_year - 1 and bool(re.search(r"去年|上年|上一年", passage))
     )
@@ -255,6 +264,13 @@ class ExtractiveAnswerer:
         passage = normalise(s.hit.chunk.text).lower()
         for year in _YEAR.findall(part):
             if not _year_stated(year, passage, s.hit.chunk.date):
+                return False
+        if not re.search(r"[\u4e00-\u9fff]", part):  # English: "in 2022", "as of March 2024"
+            for year in _YEAR_EN.findall(part):
+                if not _year_stated(year, passage, s.hit.chunk.date, english=True):
+                    return False
+        for month in (a or b for a, b in _MONTH.findall(part)):  # 今年3月新增…: the passage speaks of March
+            if not re.search(rf"(?<!\d){int(month)}\s*月", passage):
                 return False
         for name in quoted_phrases(part):  # “助保贷”: the passage must name what the question quotes
             if not any(e in passage for e in equivalents(name)):
