@@ -109,6 +109,13 @@ def _year_stated(year: str, passage: str, date: str, english: bool = False) -> b
     )
 
 
+def _named_concepts(terms: list[str], part: str) -> list[str]:
+    """The domain dictionary's names (首贷户, 创新型中小企业…) among the key terms of `part`, longest only."""
+    low = normalise(part).lower()
+    names = [t for t in terms if t in domain_terms() and t in low]
+    return [t for t in names if not any(t != o and t in o for o in names)]
+
+
 def _is_item_title(sentence: str) -> bool:
     """A short sentence naming an item (三是推动组建产学研联盟。) rather than stating its content."""
     return len(sentence) <= 24 and not _NUMBER.search(_MARKER.sub("", sentence))
@@ -271,6 +278,9 @@ class ExtractiveAnswerer:
                     return False
         for month in (a or b for a, b in _MONTH.findall(part)):  # 今年3月新增…: the passage speaks of March
             if not re.search(rf"(?<!\d){int(month)}\s*月", passage):
+                return False
+        for term in _named_concepts(q.terms, part):  # 创新型中小企业 is not 专精特新企业: the field's names must match
+            if not any(e in passage for e in equivalents(term)) and not any(t in passage for t in domain_terms() if t in term and t != term):
                 return False
         for name in quoted_phrases(part):  # “助保贷”: the passage must name what the question quotes
             if not any(e in passage for e in equivalents(name)):
