@@ -205,14 +205,18 @@ class ExtractiveAnswerer:
 
     # -------------------------------------------------------------- questions about the reply itself
     _META_INTENTS = [
-        (re.compile(r"(哪位|哪个|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|addressed to|which (deputy|delegate|member)", re.I), re.compile(r"^(尊敬的)?[^\s:：，,。]{2,30}[:：]$")),
+        (re.compile(r"(哪位|哪个|哪些|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪些人)提出|addressed to|which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I), re.compile(r"^(尊敬的)?[^\s:：，,。]{2,30}[:：]$")),
         (re.compile(r"(建议|提案|答复|议案)[^《》]{0,8}(编号|文号|第几号)|(编号|文号)[^《》]{0,6}(建议|提案|答复)|建议号|提案号|number of the (proposal|suggestion)", re.I), re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号|〔\d{4}〕\d+号")),
         (re.compile(r"落款|答复日期|哪天(答复|发布)|落款日期|签发|何时答复|什么时候答复|date of the reply", re.I), re.compile(r"^(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$")),
     ]
 
     def _document_facts(self, q: Query, hits: list[Hit]) -> Answer | None:
         """Who the reply answers, its number, its date: quoted from the reply's opening or closing lines."""
-        intents = [line_re for ask_re, line_re in self._META_INTENTS if ask_re.search(q.text) and "《" not in q.text]
+        # 《…办法》的文号 asks about another document; 《关于…的提案》的编号 about the reply's own proposal
+        titles = re.findall(r"《([^》]*)》", q.text)
+        if titles and not all(re.search(r"(建议|提案|议案)$", t) for t in titles):
+            return None
+        intents = [line_re for ask_re, line_re in self._META_INTENTS if ask_re.search(q.text)]
         if not intents or self.section_chunks is None:
             return None
         doc_id = hits[0].chunk.doc_id
@@ -269,14 +273,15 @@ class ExtractiveAnswerer:
         elif s.coverage < self.min_coverage:
             return False
         passage = normalise(s.hit.chunk.text).lower()
-        for year in _YEAR.findall(part):
+        asked = re.sub(r"《[^》]*》", "", part)  # 《上海市2013-2015年…办法》 is a name, not the year asked about
+        for year in _YEAR.findall(asked):
             if not _year_stated(year, passage, s.hit.chunk.date):
                 return False
         if not re.search(r"[\u4e00-\u9fff]", part):  # English: "in 2022", "as of March 2024"
-            for year in _YEAR_EN.findall(part):
+            for year in _YEAR_EN.findall(asked):
                 if not _year_stated(year, passage, s.hit.chunk.date, english=True):
                     return False
-        for month in (a or b for a, b in _MONTH.findall(part)):  # 今年3月新增…: the passage speaks of March
+        for month in (a or b for a, b in _MONTH.findall(asked)):  # 今年3月新增…: the passage speaks of March
             if not re.search(rf"(?<!\d){int(month)}\s*月", passage):
                 return False
         for term in _named_concepts(q.terms, part):  # 创新型中小企业 is not 专精特新企业: the field's names must match
