@@ -34,6 +34,7 @@ class Place:
     name: str  # full name, e.g. 沈阳市
     kind: str  # province | municipality | prefecture | county_city
     province: str
+    english: str = ""  # pinyin / usual English name: Shenyang, Xi'an, Inner Mongolia
 
 
 def short_name(full: str) -> str:
@@ -55,8 +56,9 @@ def gazetteer() -> dict[str, Place]:
             if i == 0 or len(parts) < 3:
                 continue
             name, kind, prov = (p.strip() for p in parts[:3])
+            english = parts[3].strip() if len(parts) > 3 else ""
             if name and name not in places:
-                places[name] = Place(name, kind, prov)
+                places[name] = Place(name, kind, prov, english)
     return places
 
 
@@ -81,10 +83,33 @@ def _alias_re() -> re.Pattern[str]:
     return re.compile("|".join(map(re.escape, names))) if names else re.compile(r"(?!x)x")
 
 
+@lru_cache(maxsize=1)
+def _english_aliases() -> dict[str, str]:
+    """English name -> full name; a name shared by several places (Suzhou) goes to the highest-ranked, first one."""
+    alias: dict[str, str] = {}
+    for p in sorted(gazetteer().values(), key=lambda p: _RANK.get(p.kind, 9)):
+        if p.english:
+            alias.setdefault(p.english, p.name)
+            alias.setdefault(p.english.replace("'", ""), p.name)  # Xian for Xi'an
+    return alias
+
+
+@lru_cache(maxsize=1)
+def _english_re() -> re.Pattern[str]:
+    names = sorted(_english_aliases(), key=len, reverse=True)
+    # capitalised whole words only: "Dali" the city, not a word inside another
+    return re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")(?:'s)?\b") if names else re.compile(r"(?!x)x")
+
+
 def find_places(text: str) -> list[tuple[str, int, int]]:
-    """(full name, start, end) for each place written in text, longest match first."""
+    """(full name, start, end) for each place written in text (Chinese or English name), longest match first."""
     alias = _aliases()
-    return [(alias[m.group(0)], m.start(), m.end()) for m in _alias_re().finditer(text)]
+    found = [(alias[m.group(0)], m.start(), m.end()) for m in _alias_re().finditer(text)]
+    if re.search(r"[A-Z][a-z]", text):
+        en = _english_aliases()
+        found += [(en[m.group(1)], m.start(), m.end()) for m in _english_re().finditer(text)]
+        found.sort(key=lambda x: x[1])
+    return found
 
 
 def normalise_place(name: str) -> str:
