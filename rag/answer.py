@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .parser import split_sentences
+from .places import find_places
 from .retriever import Query
-from .textproc import domain_terms, equivalents, normalise, quoted_phrases, tokenize
+from .textproc import QUESTION_STOP, domain_terms, equivalents, find_synonyms, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _ASKS_NUMBER = re.compile(
@@ -34,7 +35,9 @@ _UNIT_ASKED = [
     (re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
     (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
     (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|rate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
-    (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I), re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*元|元|万|亿")),
+    # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
+    (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
+     re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])")),
 ]
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
@@ -72,14 +75,22 @@ def head_terms(part: str) -> list[str]:
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
     if not m:
         return []
-    after = re.match(r"[\u4e00-\u9fff]{0,6}", part[m.end():]).group(0)
+    rest = re.sub(r"^(?:[个家户人名位项次场条批期套笔张台辆所份种件]|人次)", "", part[m.end():])  # 多少人去参加: 人 is the unit
+    after = re.match(r"[\u4e00-\u9fff]{0,6}", rest).group(0)
     before = re.search(r"[\u4e00-\u9fff]{0,4}$", part[: m.start()]).group(0)
+
+    def words(window: str) -> list[str]:  # a thesaurus phrase stays whole (利息补贴, not 利息 + 补贴)
+        phrases = [p for p, _ in find_synonyms(window)]
+        toks = [t for t in tokenize(window, for_search=False) if not any(t != p and t in p for p in phrases)]
+        toks += [p for p in phrases if p not in toks]
+        toks.sort(key=lambda t: window.find(t))
+        places = {window[a:b] for _, a, b in find_places(window)}  # 湖南有多少家: the place is a filter, not a head
+        return [t for t in toks if t not in _GENERIC_HEAD and t not in QUESTION_STOP and t not in places and len(t) >= 2 and not _QWORD.search(t)]
+
     if after:  # 多少购房补贴: the words after it; 多少企业: a generic word, nothing to check
-        toks = [t for t in tokenize(after, for_search=False) if t not in _GENERIC_HEAD and len(t) >= 2 and not _QWORD.search(t)]
-        return toks[:2]
+        return words(after)[:2]
     # …奖励多少 / 注册资本是多少: the word before it
-    toks = [t for t in tokenize(before, for_search=False) if t not in _GENERIC_HEAD and len(t) >= 2 and not _QWORD.search(t)]
-    return toks[-1:]
+    return words(before)[-1:]
 
 
 def _figure_near_head(part: str) -> re.Pattern[str] | None:
@@ -174,8 +185,10 @@ class ExtractiveAnswerer:
         min_dense: float = 0.80,
         section_chunks: Callable[[str, list[str]], list[Chunk]] | None = None,
         whole_section_chars: int = 600,
+        known: Callable[[str], bool] | None = None,
     ):
         self.whole_section_chars = whole_section_chars
+        self.known = known  # does any indexed passage use this word?
         self.coverage = coverage
         self.min_coverage = min_coverage
         self.min_dense = min_dense
@@ -290,7 +303,12 @@ class ExtractiveAnswerer:
         for name in quoted_phrases(part):  # “助保贷”: the passage must name what the question quotes
             if not any(e in passage for e in equivalents(name)):
                 return False
-        for term in head_terms(part):
+        heads = head_terms(part)
+        for i, term in enumerate(heads):
+            if i == len(heads) - 1 and self.known is not None and not any(self.known(e) for e in equivalents(term)):
+                # the head noun in words no reply uses (借钱的开销, 开张福利): what is asked is then told by the unit
+                # and the key terms; an unknown modifier (租房补贴) still has to be there
+                continue
             # the thing asked about must be there (exactly or in the documents' wording in the passage, or most of
             # its characters in the sentence)
             if not any(a in passage for a in equivalents(term)) and sum(ch in s.text for ch in term) * 2 <= len(term):

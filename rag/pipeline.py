@@ -20,7 +20,10 @@ class Pipeline:
         self.settings = settings
         self.retriever = retriever or Retriever(settings)
         self.extractive = ExtractiveAnswerer(
-            self.retriever.coverage, min_coverage=settings.retrieval.abstain_min_overlap, section_chunks=self.retriever.section_chunks
+            self.retriever.coverage,
+            min_coverage=settings.retrieval.abstain_min_overlap,
+            section_chunks=self.retriever.section_chunks,
+            known=self.retriever.known,
         )
 
     def ask(

@@ -279,6 +279,14 @@ class Retriever:
                 hit += w
         return hit / total if total else 0.0
 
+    def known(self, word: str) -> bool:
+        """Is `word` (or every piece jieba cuts it into) a term of the indexed passages?"""
+        df = self.document_frequencies()
+        if df.get(word, 0) > 0:
+            return True
+        toks = tokenize(word, for_search=False)
+        return len(toks) > 1 and all(df.get(t, 0) > 0 for t in toks)
+
     def term_weight(self, term: str, alts: tuple[str, ...]) -> float:
         """A word with equivalents weighs what the documents' commonest wording of it weighs (营收 as 营业收入):
         a word the documents never use would otherwise get the highest weight of all."""

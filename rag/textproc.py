@@ -20,7 +20,9 @@ STOPWORDS = set(
 # words of the question that say how it is asked, not what it is about (not required in an answer)
 QUESTION_STOP = set(
     """城市 地方 地区 各地 各市 各省 不同 对比 比较 分别 哪些城市 哪些地方 哪个城市 措施 做法 有何 做了 采取 举措 方面 内容 什么样
-    哪方面 怎么样 哪些方面 主要 具体 一些 有关 相关 介绍 说说 谈谈 列举 多少钱 钱 which cities city""".split()
+    哪方面 怎么样 哪些方面 主要 具体 一些 有关 相关 介绍 说说 谈谈 列举 多少钱 钱 which cities city
+    那个 那些 那笔 这个 这些 这笔 那家 这家 一家 某家 为了 下去 出来 起来 大概 大约 左右 能 能不能 要不要 会不会 可不可以 有没有
+    一下 到底 究竟 都 还 又 呢 啊 嘛 替 帮 做 让 拿 给 送 找 带 搞 弄 打算 准备 想 需要 要 得 了""".split()
 )
 
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
