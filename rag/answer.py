@@ -18,14 +18,9 @@ from typing import Callable
 from .parser import split_sentences
 from .places import find_places
 from .retriever import Query
-from .textproc import QUESTION_STOP, domain_terms, equivalents, find_synonyms, normalise, quoted_phrases, tokenize
+from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, domain_terms, equivalents, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
-_ASKS_NUMBER = re.compile(
-    r"多少|几[个家户项次场条名人年月天倍批期种所套本册亿万]|几成|金额|数额|额度|比例|比重|占比|规模|数量|总额|余额|增长率|增速|多大|多高|多长|哪一年|何时|什么时候|哪天|日期|"
-    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\bwhen\b|\bwhich year\b|\bwhat year\b|\bwhat date\b",
-    re.I,
-)
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
@@ -42,14 +37,10 @@ _UNIT_ASKED = [
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
 _MONTH = re.compile(r"(?<![\d年])(?:\d{1,2}\s*[-—~至到]\s*)?(\d{1,2})\s*月|(?<=年)(\d{1,2})\s*月")
-_SECTION_Q = re.compile(r"(哪些|什么|何种|怎样|如何|怎么)(工作|措施|举措|做法|安排|打算|部署|成效|进展|行动|办法)?|做了什么|情况如何|进展如何|有何|what (has|have|did|does|measures|steps|work)", re.I)
 _QWORD = re.compile(r"多少|几|哪|什么|何|是否|怎样|如何|谁|how|what|which|when|who", re.I)
-_MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[（(][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])\s*")
 NOT_FOUND = "资料中未找到能回答该问题的内容。"
 
 
-def asks_number(question: str) -> bool:
-    return bool(_ASKS_NUMBER.search(question))
 
 
 def question_parts(question: str) -> list[str]:
@@ -129,22 +120,7 @@ def _named_concepts(terms: list[str], part: str) -> list[str]:
 
 def _is_item_title(sentence: str) -> bool:
     """A short sentence naming an item (三是推动组建产学研联盟。) rather than stating its content."""
-    return len(sentence) <= 24 and not _NUMBER.search(_MARKER.sub("", sentence))
-
-
-def _bigrams(s: str) -> set[str]:
-    s = re.sub(r"[\W\d_a-zA-Z]+", "", s)
-    return {s[i : i + 2] for i in range(len(s) - 1)}
-
-
-def heading_match(label: str, question: str) -> float:
-    """Share of a heading's character bigrams found in the question (markers and 方面 ignored)."""
-    core = _MARKER.sub("", label)
-    core = re.sub(r"^(在|关于)|方面$", "", core)
-    hb = _bigrams(core)
-    if len(hb) < 2:
-        return 0.0
-    return len(hb & _bigrams(question)) / len(hb)
+    return len(sentence) <= 24 and not _NUMBER.search(ITEM_MARKER.sub("", sentence))
 
 
 @dataclass
@@ -364,7 +340,7 @@ class ExtractiveAnswerer:
 
     # -------------------------------------------------------------- whole sections
     def _section(self, q: Query, hits: list[Hit]) -> Answer | None:
-        if self.section_chunks is None or not _SECTION_Q.search(q.text) or asks_number(q.text):
+        if self.section_chunks is None or not SECTION_QUESTION.search(q.text) or asks_number(q.text):
             return None
         best: tuple[float, Hit, list[str]] | None = None
         for hit in hits[:3]:
@@ -412,7 +388,7 @@ class ExtractiveAnswerer:
         if not items:
             return None
         ans = self._compose([(None, [it]) for it in items])
-        ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}「{_MARKER.sub('', prefix[-1])}」:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
+        ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}「{ITEM_MARKER.sub('', prefix[-1])}」:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
         return ans
 
     # -------------------------------------------------------------- comparative

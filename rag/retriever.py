@@ -19,7 +19,7 @@ import numpy as np
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
 from .places import find_places, normalise_place
-from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, find_synonyms, normalise, quoted_phrases, tokenize
+from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, asks_for_section, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
 from .types import Hit
 
 _COMPARATIVE = re.compile(
@@ -367,6 +367,8 @@ class Retriever:
             order = sorted(scored, key=lambda r: -scored[r])
             if q.comparative and mode == "hybrid":
                 order = self._per_document(order, scored, q, k)
+            elif mode == "hybrid" and asks_for_section(q.text):
+                order = self._section_first(order, q)
             if not q.comparative:
                 order = order[:k]
             hits = [
@@ -413,6 +415,26 @@ class Retriever:
         for i in range(per):
             out.extend(by_doc[d][i] for d in keep if len(by_doc[d]) > i)
         return out
+
+    def _section_first(self, order: list[int], q: Query) -> list[int]:
+        """A question about a whole section (沈阳在…方面做了哪些工作?) whose heading one of the top passages is
+        under: that section's passages first, in document order (the answer is all of them, not the 3 likeliest)."""
+        gen = self.generation()
+        best: tuple[float, int, int] | None = None  # (match, row, depth)
+        for row in order[:3]:
+            path = gen.chunks[row].section_path
+            for depth in range(1, len(path) + 1):
+                m = heading_match(path[depth - 1], q.text)
+                if m >= 0.6 and (best is None or m > best[0] + 1e-9):
+                    best = (m, row, depth)
+        if best is None:
+            return order
+        _, row, depth = best
+        c = gen.chunks[row]
+        prefix = tuple(c.section_path[:depth])
+        section = [i for i in gen.rows_of(c.doc_id) if tuple(gen.chunks[i].section_path[:depth]) == prefix]
+        inside = set(section)
+        return section + [r for r in order if r not in inside]
 
     def section_chunks(self, doc_id: str, path: list[str] | tuple[str, ...]) -> list:
         """The chunks of one document whose section path starts with `path`, in document order."""

@@ -170,3 +170,39 @@ _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
 def quoted_phrases(text: str) -> list[str]:
     """Chinese names the question puts in quotation marks (“企业家日”): a passage must contain them."""
     return [normalise(p).lower() for p in _QUOTED.findall(text) if re.search(r"[\u4e00-\u9fff]", p)]
+
+
+# ---------------------------------------------------------------- what a question asks for
+_ASKS_NUMBER = re.compile(
+    r"多少|几[个家户项次场条名人年月天倍批期种所套本册亿万]|几成|金额|数额|额度|比例|比重|占比|规模|数量|总额|余额|增长率|增速|多大|多高|多长|哪一年|何时|什么时候|哪天|日期|"
+    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\bwhen\b|\bwhich year\b|\bwhat year\b|\bwhat date\b",
+    re.I,
+)
+# a question about a whole section: 沈阳在…方面做了哪些工作?
+SECTION_QUESTION = re.compile(r"(哪些|什么|何种|怎样|如何|怎么)(工作|措施|举措|做法|安排|打算|部署|成效|进展|行动|办法)?|做了什么|情况如何|进展如何|有何|what (has|have|did|does|measures|steps|work)", re.I)
+# an outline item's marker: 一、 (一) 1. 一是 ①
+ITEM_MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[（(][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])\s*")
+
+
+def asks_number(question: str) -> bool:
+    return bool(_ASKS_NUMBER.search(question))
+
+
+def _bigrams(s: str) -> set[str]:
+    s = re.sub(r"[\W\d_a-zA-Z]+", "", s)
+    return {s[i : i + 2] for i in range(len(s) - 1)}
+
+
+def heading_match(label: str, question: str) -> float:
+    """Share of a heading's character bigrams found in the question (markers and 方面 ignored)."""
+    core = ITEM_MARKER.sub("", label)
+    core = re.sub(r"^(在|关于)|方面$", "", core)
+    hb = _bigrams(core)
+    if len(hb) < 2:
+        return 0.0
+    return len(hb & _bigrams(question)) / len(hb)
+
+
+def asks_for_section(question: str) -> bool:
+    """沈阳在…方面做了哪些工作? (and not 多少…): the answer is a whole section of a reply."""
+    return bool(SECTION_QUESTION.search(question)) and not asks_number(question)
