@@ -18,22 +18,10 @@ from typing import Callable
 from .parser import split_sentences
 from .places import find_places
 from .retriever import Query
-from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, domain_terms, equivalents, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
+from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, unit_check, domain_terms, equivalents, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
-# the kind of quantity a question asks for -> what a supporting sentence must contain
-_UNIT_ASKED = [
-    (re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
-    (re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
-    # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
-    (re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
-    (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
-    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|rate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
-    # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
-    (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
-     re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])")),
-]
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
 _MONTH = re.compile(r"(?<![\d年])(?:\d{1,2}\s*[-—~至到]\s*)?(\d{1,2})\s*月|(?<=年)(\d{1,2})\s*月")
@@ -50,12 +38,6 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) >= 2 else [question]
 
 
-def unit_check(question: str) -> re.Pattern[str] | None:
-    for asked, needed in _UNIT_ASKED:
-        m = asked.search(question)
-        if m:
-            return needed or re.compile(rf"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*{m.group(2)}")
-    return None
 
 
 _GENERIC_HEAD = set("每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准 情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将".split())

@@ -19,7 +19,7 @@ import numpy as np
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
 from .places import find_places, normalise_place
-from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, asks_for_section, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
+from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, asks_for_section, asks_number, find_synonyms, heading_match, normalise, quoted_phrases, tokenize, unit_check
 from .types import Hit
 
 _COMPARATIVE = re.compile(
@@ -409,6 +409,10 @@ class Retriever:
             # the passages naming it come first
             for d in keep:
                 by_doc[d].sort(key=lambda r: -all(any(e in normalise(gen.chunks[r].text).lower() for e in equivalents(p)) for p in quoted))
+        unit = unit_check(q.text) if asks_number(q.text) else None
+        if unit is not None:  # 分别有多少家: in each document, the passages stating a figure of that kind first
+            for d in keep:
+                by_doc[d].sort(key=lambda r: not unit.search(gen.chunks[r].text))
         keep.sort(key=lambda d: -scored[by_doc[d][0]])
         # best passage of every document first, then the second ones: top-k covers as many documents as possible
         out: list[int] = []

@@ -206,3 +206,25 @@ def heading_match(label: str, question: str) -> float:
 def asks_for_section(question: str) -> bool:
     """沈阳在…方面做了哪些工作? (and not 多少…): the answer is a whole section of a reply."""
     return bool(SECTION_QUESTION.search(question)) and not asks_number(question)
+
+
+# the kind of quantity a question asks for -> what a supporting sentence must contain
+_UNIT_ASKED = [
+    (re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
+    (re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
+    # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
+    (re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
+    (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
+    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|rate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
+    # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
+    (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
+     re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])")),
+]
+
+
+def unit_check(question: str) -> re.Pattern[str] | None:
+    for asked, needed in _UNIT_ASKED:
+        m = asked.search(question)
+        if m:
+            return needed or re.compile(rf"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*{m.group(2)}")
+    return None
