@@ -18,7 +18,7 @@ from typing import Callable
 from .parser import split_sentences
 from .places import find_places
 from .retriever import Query
-from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, unit_check, domain_terms, equivalents, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
+from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, unit_check, domain_terms, equivalents, expand_english, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
@@ -280,8 +280,10 @@ class ExtractiveAnswerer:
         return True
 
     def _pick(self, q: Query, part: str, hits: list[Hit]) -> _Sent | None:
-        low = normalise(part).lower()
-        sub = replace(q, text=part, terms=[t for t in q.terms if t in low] or q.terms) if part != q.text else q
+        low = normalise(f"{part} {expand_english(part)}").lower()  # an English part: its Chinese glossary terms
+        # a part's own terms count twice, the rest of the question once: a later part leaves its subject to the
+        # first one (…服务平台为多少家企业授信?授信金额是多少?)
+        sub = replace(q, text=part, terms=[t for t in q.terms if t in low] + q.terms) if part != q.text else q
         sents = self._sentences(sub, hits)
         if not sents:
             return None
