@@ -143,12 +143,12 @@ def _cn_to_int(s: str) -> int | None:
 
 
 def cn_numbers_to_digits(text: str) -> str:
-    """百亿元 -> 100亿元, 两万人 -> 2万人: numbers as the replies write them (single 一 is left alone: 一次性)."""
+    """百亿元 -> 100亿元, 两万人 -> 2万人: numbers as the replies write them (一家 is left alone)."""
 
     def repl(m: re.Match[str]) -> str:
         s = m.group(0)
-        if len(s) == 1 and s not in "十百千":
-            return s
+        if len(s) == 1 and s not in "十百千" and text[m.end() : m.end() + 1] not in ("万", "亿"):
+            return s  # 一家, 一次: words, not figures (两万, 三亿 are figures)
         n = _cn_to_int(s)
         return s if n is None else str(n)
 

@@ -1,4 +1,5 @@
-"""Consistency checks for the gold QA set (data/gold/qa.jsonl).
+"""Consistency checks for the gold QA sets (data/gold/*.jsonl: qa.jsonl, the development set, and the held-out
+sets written without running the tool).
 
 Stdlib + pytest only; does not import the ``rag`` package.
 
@@ -14,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "data" / "gold" / "qa.jsonl"
+GOLD_FILES = sorted((ROOT / "data" / "gold").glob("*.jsonl"))
 DOC_DIRS = [ROOT / "data" / "replies", ROOT / "data" / "more-replies"]
 
 FIELDS = {"id", "question", "answer", "answerable", "doc_ids", "evidence", "must_include", "type"}
@@ -35,9 +37,9 @@ def _load_docs():
     return docs
 
 
-def _load_gold():
+def _load_gold(path=GOLD):
     rows = []
-    with GOLD.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -49,7 +51,7 @@ def _load_gold():
 
 
 DOCS = _load_docs()
-ROWS = _load_gold()
+ROWS = [row for path in GOLD_FILES for row in _load_gold(path)]  # every gold file is checked the same way
 
 
 def _label(row):
@@ -61,8 +63,9 @@ def test_documents_present():
 
 
 def test_size_and_type_coverage():
-    assert len(ROWS) >= MIN_QUESTIONS
-    present = {r.get("type") for r in ROWS}
+    dev = _load_gold(GOLD)
+    assert len(dev) >= MIN_QUESTIONS
+    present = {r.get("type") for r in dev}
     missing = TYPES - present
     assert not missing, f"no question of type(s): {sorted(missing)}"
 

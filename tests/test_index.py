@@ -423,3 +423,20 @@ def test_damaged_or_missing_index_gives_a_clear_error(tmp_path):
     (index / "CURRENT").write_text("{not json", encoding="utf-8")
     with pytest.raises(IndexError_, match="--rebuild"):
         IndexStore(index).load()
+
+
+def test_index_made_by_another_parser_version_is_reparsed(tmp_path, monkeypatch):
+    """A new parser/chunker version re-parses unchanged files on the next ingest (the cache keeps it cheap)."""
+    import rag.ingest as ing
+
+    src = copy_replies(tmp_path / "src", ["yingkou", "tianjin"])
+    s = settings_for(tmp_path / "index")
+    first = ingest([src], s)
+    assert IndexStore(tmp_path / "index").read_manifest()["parsing"] == ing.parsing_identity(s)
+    assert ingest([src], s).generation == first.generation  # same version: nothing to do
+    monkeypatch.setattr(ing, "PARSING_VERSION", ing.PARSING_VERSION + 1)
+    again = ingest([src], s)
+    assert sorted(again.updated) == ["tianjin", "yingkou"] and again.generation != first.generation
+    assert again.chunks_embedded == 0  # same passages: every vector came from the cache
+    assert IndexStore(tmp_path / "index").read_manifest()["parsing"] == ing.parsing_identity(s)
+    assert ingest([src], s).generation == again.generation

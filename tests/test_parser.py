@@ -294,3 +294,17 @@ def test_split_sentences_keeps_everything():
 @pytest.mark.parametrize("s,n", [("一", 1), ("十", 10), ("十二", 12), ("二十三", 23), ("7", 7)])
 def test_cn_to_int(s, n):
     assert cn_to_int(s) == n
+
+
+@pytest.mark.parametrize(
+    "stem, date",
+    [
+        ("010_shanghai", "2023-05-25"),  # "(发布日期:2023年05月25日 文号:…)" in the first line of the text
+        ("002_wuhan", "2025-11-13"),  # only the page address has it: …/202511/t20251113_2677272.html
+        ("tianjin", "2021-03-22"),  # the signature date at the end
+    ],
+)
+def test_reply_date_from_header_line_or_page_address(stem, date):
+    folder = REPLIES if stem.isalpha() else MORE
+    doc = parse(read_file(folder / f"{stem}.txt"))
+    assert doc.meta.date == date and doc.meta.year == date[:4]
