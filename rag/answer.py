@@ -18,7 +18,7 @@ from typing import Callable
 from .parser import split_sentences
 from .places import find_places
 from .retriever import Query
-from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, unit_check, domain_terms, equivalents, expand_english, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
+from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, best_heading, unit_check, domain_terms, equivalents, expand_english, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
@@ -144,7 +144,9 @@ class ExtractiveAnswerer:
         section_chunks: Callable[[str, list[str]], list[Chunk]] | None = None,
         whole_section_chars: int = 600,
         known: Callable[[str], bool] | None = None,
+        section_match: float = 0.5,
     ):
+        self.section_match = section_match  # share of a heading's bigrams a question must repeat to be about it
         self.whole_section_chars = whole_section_chars
         self.known = known  # does any indexed passage use this word?
         self.coverage = coverage
@@ -326,17 +328,11 @@ class ExtractiveAnswerer:
     def _section(self, q: Query, hits: list[Hit]) -> Answer | None:
         if self.section_chunks is None or not SECTION_QUESTION.search(q.text) or asks_number(q.text):
             return None
-        best: tuple[float, Hit, list[str]] | None = None
-        for hit in hits[:3]:
-            path = hit.chunk.section_path
-            for depth in range(1, len(path) + 1):
-                label = path[depth - 1]
-                m = heading_match(label, q.text)
-                if m >= 0.6 and (best is None or m > best[0] + 1e-9):
-                    best = (m, hit, path[:depth])
-        if best is None:
+        found = best_heading([h.chunk.section_path for h in hits[:3]], q.text, self.section_match)
+        if found is None:
             return None
-        _, hit, prefix = best
+        hit = hits[found[0]]
+        prefix = hit.chunk.section_path[: found[1]]
         chunks = self.section_chunks(hit.chunk.doc_id, prefix)
         if not chunks:
             return None

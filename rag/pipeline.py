@@ -24,6 +24,7 @@ class Pipeline:
             min_coverage=settings.retrieval.abstain_min_overlap,
             section_chunks=self.retriever.section_chunks,
             known=self.retriever.known,
+            section_match=settings.retrieval.section_match,
         )
 
     def ask(

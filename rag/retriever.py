@@ -19,7 +19,7 @@ import numpy as np
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
 from .places import find_places, normalise_place
-from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, asks_for_section, asks_number, find_synonyms, heading_match, normalise, quoted_phrases, tokenize, unit_check
+from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, asks_for_section, asks_number, best_heading, find_synonyms, normalise, quoted_phrases, tokenize, unit_check
 from .types import Hit
 
 _COMPARATIVE = re.compile(
@@ -424,17 +424,10 @@ class Retriever:
         """A question about a whole section (沈阳在…方面做了哪些工作?) whose heading one of the top passages is
         under: that section's passages first, in document order (the answer is all of them, not the 3 likeliest)."""
         gen = self.generation()
-        best: tuple[float, int, int] | None = None  # (match, row, depth)
-        for row in order[:3]:
-            path = gen.chunks[row].section_path
-            for depth in range(1, len(path) + 1):
-                m = heading_match(path[depth - 1], q.text)
-                if m >= 0.6 and (best is None or m > best[0] + 1e-9):
-                    best = (m, row, depth)
-        if best is None:
+        found = best_heading([gen.chunks[r].section_path for r in order[:3]], q.text, self.settings.retrieval.section_match)
+        if found is None:
             return order
-        _, row, depth = best
-        c = gen.chunks[row]
+        c, depth = gen.chunks[order[found[0]]], found[1]
         prefix = tuple(c.section_path[:depth])
         section = [i for i in gen.rows_of(c.doc_id) if tuple(gen.chunks[i].section_path[:depth]) == prefix]
         inside = set(section)

@@ -179,7 +179,11 @@ _ASKS_NUMBER = re.compile(
     re.I,
 )
 # a question about a whole section: 沈阳在…方面做了哪些工作?
-SECTION_QUESTION = re.compile(r"(哪些|什么|何种|怎样|如何|怎么)(工作|措施|举措|做法|安排|打算|部署|成效|进展|行动|办法)?|做了什么|情况如何|进展如何|有何|what (has|have|did|does|measures|steps|work)", re.I)
+SECTION_QUESTION = re.compile(
+    r"(哪些|什么|何种)(工作|措施|举措|做法|安排|打算|部署|成效|进展|行动|办法|政策|支持|服务|探索|创新)|怎样|如何|怎么|做了什么|做了哪些|有何(举措|措施|做法|进展|成效)|"
+    r"what (has|have|did|does|measures|steps|work)",
+    re.I,
+)
 # an outline item's marker: 一、 (一) 1. 一是 ①
 ITEM_MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[（(][一二三四五六七八九十\d]+[)）]|\d+[.、．]|[①-⑳])\s*")
 
@@ -201,6 +205,18 @@ def heading_match(label: str, question: str) -> float:
     if len(hb) < 2:
         return 0.0
     return len(hb & _bigrams(question)) / len(hb)
+
+
+def best_heading(paths: list[list[str]], question: str, min_match: float) -> tuple[int, int] | None:
+    """The section a question is about, among the section paths of the top passages: (which path, depth), the
+    heading matching the question best (at least min_match), or None."""
+    best: tuple[float, int, int] | None = None
+    for i, path in enumerate(paths):
+        for depth in range(1, len(path) + 1):
+            m = heading_match(path[depth - 1], question)
+            if m >= min_match and (best is None or m > best[0] + 1e-9):
+                best = (m, i, depth)
+    return None if best is None else best[1:]
 
 
 def asks_for_section(question: str) -> bool:
