@@ -100,6 +100,12 @@ def _named_concepts(terms: list[str], part: str) -> list[str]:
     return [t for t in names if not any(t != o and t in o for o in names)]
 
 
+def _is_heading(sentence: str, path: list[str]) -> bool:
+    """Is this line the heading of the section asked about or of one above it (一、工作开展情况)? Those are no answer."""
+    core = normalise(ITEM_MARKER.sub("", sentence)).rstrip("。.")
+    return any(core == normalise(ITEM_MARKER.sub("", label)).rstrip("。.") for label in path)
+
+
 def _is_item_title(sentence: str) -> bool:
     """A short sentence naming an item (三是推动组建产学研联盟。) rather than stating its content."""
     return len(sentence) <= 24 and not _NUMBER.search(ITEM_MARKER.sub("", sentence))
@@ -113,6 +119,18 @@ class _Sent:
     coverage: float
     has_number: bool
     order: int
+
+
+def _head_clauses(sentence: str, limit: int) -> str:
+    """A long sentence cut after its last whole clause within `limit` characters (an item is told by its start)."""
+    if len(sentence) <= limit:
+        return sentence
+    out = ""
+    for m in re.finditer(r"[^，,；;：:]*[，,；;：:]?", sentence):
+        if out and len(out) + len(m.group(0)) > limit:
+            break
+        out += m.group(0)
+    return out.rstrip("，,；;：:") or sentence[:limit]
 
 
 def _clauses_window(sentence: str, scorer: Callable[[str], float], limit: int = 160) -> str:
@@ -346,7 +364,7 @@ class ExtractiveAnswerer:
         items: list[_Sent] = []
         budget = 1000
         lines = [
-            (c, [x for x in (y.strip() for y in split_sentences(line)) if len(normalise(x)) >= 4 and heading_match(x, prefix[-1]) < 0.9])
+            (c, [x for x in (y.strip() for y in split_sentences(line)) if len(normalise(x)) >= 4 and not _is_heading(x, prefix)])
             for c in chunks
             for line in c.text.split("\n")
         ]  # the section heading itself is no answer
@@ -362,7 +380,7 @@ class ExtractiveAnswerer:
                 rest = sorted((x for x in sents if x not in picked), key=lambda x: -salience(x))
                 if rest and salience(rest[0]) > 0.5:
                     picked.append(rest[0])
-            text = "".join(_clauses_window(x, lambda t: 0.0, limit=150) for x in sorted(picked, key=sents.index))
+            text = "".join(_head_clauses(x, 150) for x in sorted(picked, key=sents.index))
             budget -= len(text)
             items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items)))
         if not items:

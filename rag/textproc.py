@@ -197,10 +197,15 @@ def _bigrams(s: str) -> set[str]:
     return {s[i : i + 2] for i in range(len(s) - 1)}
 
 
+# the adverbs of official headings (大力开展…, 进一步提升…, 切实加强…): a question rarely repeats them
+_HEADING_FILLER = re.compile(r"进一步|大力|加大|力度|着力|持续|不断|切实|积极|全力|全面|深入|扎实|有效|努力|坚持|加快|更加|高质量")
+
+
 def heading_match(label: str, question: str) -> float:
     """Share of a heading's character bigrams found in the question (markers and 方面 ignored)."""
     core = ITEM_MARKER.sub("", label)
     core = re.sub(r"^(在|关于)|方面$", "", core)
+    core = _HEADING_FILLER.sub("", core) or core
     hb = _bigrams(core)
     if len(hb) < 2:
         return 0.0
