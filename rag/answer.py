@@ -163,7 +163,9 @@ class ExtractiveAnswerer:
         whole_section_chars: int = 600,
         known: Callable[[str], bool] | None = None,
         section_match: float = 0.5,
+        comparative_share: float = 0.5,
     ):
+        self.comparative_share = comparative_share  # a city's best sentence vs the best city's, to be listed
         self.section_match = section_match  # share of a heading's bigrams a question must repeat to be about it
         self.whole_section_chars = whole_section_chars
         self.known = known  # does any indexed passage use this word?
@@ -395,18 +397,27 @@ class ExtractiveAnswerer:
         for h in hits:
             by_doc.setdefault(h.chunk.doc_id, []).append(h)
         groups: list[tuple[str | None, list[_Sent]]] = []
+        per_doc: list[tuple[str, list[Hit], list[_Sent]]] = []
         for doc_id, doc_hits in by_doc.items():
             sents = self._sentences(q, doc_hits)
-            if not sents:
-                continue
-            ranked = sorted(sents, key=lambda s: (-(s.score + (0.06 if s.has_number else 0.0)), s.order))
+            if sents:
+                ranked = sorted(sents, key=lambda s: (-(s.score + (0.06 if s.has_number else 0.0)), s.order))
+                per_doc.append((doc_id, doc_hits, ranked))
+        # a document is in the list when a sentence of it names what the question quotes or one of the field's names
+        # it uses (首贷, 免申即享), or says about as much of the question as the best document's best sentence
+        bar = max(0.2, self.comparative_share * max((max(s.coverage for s in r) for _, _, r in per_doc), default=0.0))
+        quoted = quoted_phrases(q.text)
+        names = quoted or [t for t in q.terms if t in domain_terms()]
+        for doc_id, doc_hits, ranked in per_doc:
+            if quoted:  # the sentences naming it first
+                ranked.sort(key=lambda s: not all(any(e in normalise(s.text).lower() for e in equivalents(p)) for p in quoted))
             best = ranked[0]
-            # the retriever already kept only documents with relevant passages; a lower bar for the sentence
-            if best.coverage < 0.2 and not (not q.terms and self._dense_only_ok(q, best.hit)):
+            named = any(n in normalise(s.text).lower() for s in ranked for n in names)
+            if not (named and best.coverage >= 0.2) and max(s.coverage for s in ranked) < bar and not (not q.terms and self._dense_only_ok(q, best.hit)):
                 continue
             chosen = [best]
             if _is_item_title(best.text):  # 一是举办第二届民营企业家日活动。: what the item says comes next
-                nxt = next((s for s in sents if s.order == best.order + 1 and s.hit is best.hit), None)
+                nxt = next((s for s in ranked if s.order == best.order + 1 and s.hit is best.hit), None)
                 if nxt is not None:
                     chosen.append(nxt)
             # one more sentence nearly as relevant, a figure first (情况如何 / 进展如何 want the numbers)

@@ -23,7 +23,7 @@ from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equival
 from .types import Hit
 
 _COMPARATIVE = re.compile(
-    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|分别(是|有)|异同|"
+    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|文件|复函|部门|单位)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|分别(是|有)|异同|"
     r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
     re.I,
 )
