@@ -9,7 +9,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-fast run ingest bench eval clean system-deps
+.PHONY: install lint test test-fast run ingest bench eval clean system-deps
 
 install: $(STAMP)
 
@@ -28,7 +28,10 @@ system-deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; fi; \
 	fi
 
-test: install system-deps
+lint: install
+	$(BIN)/ruff check rag tests app.py benchmarks
+
+test: install system-deps lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install

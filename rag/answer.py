@@ -18,7 +18,7 @@ from typing import Callable
 from .parser import split_sentences
 from .places import find_places
 from .retriever import Query
-from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, best_heading, unit_check, domain_terms, equivalents, expand_english, find_synonyms, heading_match, normalise, quoted_phrases, tokenize
+from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, best_heading, unit_check, domain_terms, equivalents, expand_english, find_synonyms, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")

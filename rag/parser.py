@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .places import dominant_place, normalise_place, place_prefix
 from .types import DocMeta, Document, RawFile, Section

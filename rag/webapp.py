@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import Any, Iterator
 
