@@ -241,12 +241,20 @@ class ExtractiveAnswerer:
         for hit in hits:
             prior = 1.0 / hit.rank
             for para in hit.chunk.text.split("\n"):
+                prev = ""
                 for s in split_sentences(para):
                     s = s.strip()
                     if len(normalise(s)) < 4:
                         continue
                     s = _clauses_window(s, lambda t: self.coverage(q, t) + fits(t))
                     cov = self.coverage(q, s)
+                    # a short sentence that goes on from the one before (截至目前,已为3户企业授信1.59亿元。) is
+                    # judged and quoted with it: alone it does not say what it is about
+                    if prev and len(s) <= 40 and len(prev) <= 160:
+                        joint = self.coverage(q, prev + s)
+                        if joint >= cov + 0.15:
+                            s, cov = prev + s, joint
+                    prev = s if len(s) <= 160 else ""
                     has_num = bool(_NUMBER.search(s))
                     score = cov + 0.12 * prior + (0.08 if need_num and has_num else 0.0) + fits(s)
                     out.append(_Sent(s, hit, score, cov, has_num, order))

@@ -22,7 +22,7 @@ QUESTION_STOP = set(
     """城市 地方 地区 各地 各市 各省 不同 对比 比较 分别 哪些城市 哪些地方 哪个城市 措施 做法 有何 做了 采取 举措 方面 内容 什么样
     哪方面 怎么样 哪些方面 主要 具体 一些 有关 相关 介绍 说说 谈谈 列举 多少钱 钱 which cities city
     那个 那些 那笔 这个 这些 这笔 那家 这家 一家 某家 为了 下去 出来 起来 大概 大约 左右 能 能不能 要不要 会不会 可不可以 有没有
-    一下 到底 究竟 都 还 又 呢 啊 嘛 替 帮 做 让 拿 给 送 找 带 搞 弄 打算 准备 想 需要 要 得 了""".split()
+    一下 到底 究竟 现在 如今 眼下 都 还 又 呢 啊 嘛 替 帮 做 让 拿 给 送 找 带 搞 弄 打算 准备 想 需要 要 得 了""".split()
 )
 
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
@@ -236,7 +236,7 @@ _UNIT_ASKED = [
     # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
     (re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
     (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
-    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|rate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
+    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|\brate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
     # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
     (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])")),
