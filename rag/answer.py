@@ -288,8 +288,16 @@ class ExtractiveAnswerer:
         for term in _named_concepts(q.terms, part):  # 创新型中小企业 is not 专精特新企业: the field's names must match
             if not any(e in passage for e in equivalents(term)) and not any(t in passage for t in domain_terms() if t in term and t != term):
                 return False
-        for name in quoted_phrases(part):  # “助保贷”: the passage must name what the question quotes
-            if not any(e in passage for e in equivalents(name)):
+        if quoted_phrases(part):  # “金小二”: the paragraph quoted from must name what the question quotes
+            para = next((ln for ln in s.hit.chunk.text.split("\n") if s.text in ln), s.hit.chunk.text)
+            para = normalise(para).lower()
+            names = [equivalents(name) for name in quoted_phrases(part)]
+            if not all(any(e in para for e in alts) for alts in names):
+                return False
+            # a sentence about another named programme (“三贷中心”累计为…) does not answer about this one
+            own = [normalise(x).lower() for x in re.findall(r"“([^”]{2,16})”", s.text)]
+            said = normalise(s.text).lower()
+            if own and not any(any(e in said for e in alts) for alts in names):
                 return False
         heads = head_terms(part)
         for i, term in enumerate(heads):
