@@ -40,7 +40,11 @@ def question_parts(question: str) -> list[str]:
 
 
 
-_GENERIC_HEAD = set("每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准 情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将".split())
+_GENERIC_HEAD = set(
+    """每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准
+    情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将
+    拿到 得到 享受 取得 收到 完成 实现 办理 申请 申报""".split()
+)
 
 
 def head_terms(part: str) -> list[str]:
@@ -48,8 +52,8 @@ def head_terms(part: str) -> list[str]:
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
     if not m:
         return []
-    rest = re.sub(r"^(?:[个家户人名位项次场条批期套笔张台辆所份种件]|人次)", "", part[m.end():])  # 多少人去参加: 人 is the unit
-    after = re.match(r"[\u4e00-\u9fff]{0,6}", rest).group(0)
+    unit = re.match(r"(?:[个家户人名位项次场条批期套笔张台辆所份种件]|人次)", part[m.end():])  # 多少人去参加: 人 is the unit
+    after = re.match(r"[\u4e00-\u9fff]{0,6}", part[m.end() + (unit.end() if unit else 0):]).group(0)
     before = re.search(r"[\u4e00-\u9fff]{0,4}$", part[: m.start()]).group(0)
 
     def words(window: str) -> list[str]:  # a thesaurus phrase stays whole (利息补贴, not 利息 + 补贴)
@@ -60,6 +64,8 @@ def head_terms(part: str) -> list[str]:
         places = {window[a:b] for _, a, b in find_places(window)}  # 湖南有多少家: the place is a filter, not a head
         return [t for t in toks if t not in _GENERIC_HEAD and t not in QUESTION_STOP and t not in places and len(t) >= 2 and not _QWORD.search(t)]
 
+    if after and unit:  # 多少人下沉蹲点 / 多少家企业授信: after the unit comes what they did, told by its last word
+        return words(after)[-1:]
     if after:  # 多少购房补贴: the words after it; 多少企业: a generic word, nothing to check
         return words(after)[:2]
     # …奖励多少 / 注册资本是多少: the word before it
