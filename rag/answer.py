@@ -125,6 +125,7 @@ class _Sent:
     coverage: float
     has_number: bool
     order: int
+    pieces: tuple[str, ...] = ()  # the verbatim pieces of the passage shown as `text` (when it joins several)
 
 
 def _head_clauses(sentence: str, limit: int) -> str:
@@ -256,7 +257,7 @@ class ExtractiveAnswerer:
                     cov = self.coverage(q, s)
                     # a short sentence that goes on from the one before (截至目前,已为3户企业授信1.59亿元。) is
                     # judged and quoted with it: alone it does not say what it is about
-                    if prev and len(s) <= 40 and len(prev) <= 160:
+                    if prev and len(s) <= 40 and len(prev) <= 160 and prev + s in para:  # still word for word
                         joint = self.coverage(q, prev + s)
                         if joint >= cov + 0.15:
                             s, cov = prev + s, joint
@@ -404,9 +405,10 @@ class ExtractiveAnswerer:
                 rest = sorted((x for x in sents if x not in picked), key=lambda x: -salience(x))
                 if rest and salience(rest[0]) > 0.5:
                     picked.append(rest[0])
-            text = "".join(_head_clauses(x, 150) for x in sorted(picked, key=sents.index))
+            pieces = tuple(_head_clauses(x, 150) for x in sorted(picked, key=sents.index))
+            text = "".join(p if p == x else p + "…" for p, x in zip(pieces, sorted(picked, key=sents.index)))  # … marks a cut
             budget -= len(text)
-            items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items)))
+            items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items), pieces))
         if not items:
             return None
         ans = self._compose([(None, [it]) for it in items])
@@ -461,18 +463,20 @@ class ExtractiveAnswerer:
         cites: dict[str, Citation] = {}
         lines: list[str] = []
         for label, sents in groups:
+            # a sentence quoted together with the one before it makes that one's own quote redundant
+            sents = [x for x in sents if not any(y is not x and x.text in y.text and y.hit is x.hit for y in sents)]
             parts = []
             for s in sents:
                 c = s.hit.chunk
                 if c.chunk_id not in cites:
                     cites[c.chunk_id] = Citation(
                         n=len(cites) + 1, doc_id=c.doc_id, city=c.city, title=c.title, section=c.section, text=c.text,
-                        score=round(s.hit.score, 4), issuer=c.issuer, date=c.date, quote=s.text, chunk_id=c.chunk_id,
+                        score=round(s.hit.score, 4), issuer=c.issuer, date=c.date, quote="", chunk_id=c.chunk_id,
                     )
-                else:
-                    cit = cites[c.chunk_id]
-                    if s.text not in cit.quote:
-                        cit.quote = f"{cit.quote}\n{s.text}"
+                cit = cites[c.chunk_id]
+                for piece in s.pieces or (s.text,):  # the quote: verbatim pieces of the passage, one per line
+                    if piece not in cit.quote.split("\n"):
+                        cit.quote = f"{cit.quote}\n{piece}" if cit.quote else piece
                 parts.append(f"{s.text}[{cites[c.chunk_id].n}]")
             body = "".join(parts)
             lines.append(f"{label}:{body}" if label else body)

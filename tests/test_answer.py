@@ -101,3 +101,23 @@ def test_comparative_answer_names_only_documents_with_the_quoted_name(eval_pipel
     lines = a.answer.splitlines()
     assert {ln.split(":")[0][:2] for ln in lines} == {"营口", "郑州"}, a.answer
     assert "11月1日" in a.answer  # the item title is followed by what it says
+
+
+def test_every_quote_is_word_for_word_from_its_passage(eval_pipeline):
+    """Across every question of every gold set: each cited sentence is a verbatim piece of its passage, and each
+    marker in the answer has its citation (the extractive answerer never rephrases)."""
+    import json
+    import re
+
+    from conftest import REPO
+    from rag.textproc import normalise
+
+    questions = [json.loads(ln)["question"] for f in sorted((REPO / "data" / "gold").glob("*.jsonl")) for ln in f.open(encoding="utf-8") if ln.strip()]
+    assert len(questions) > 250
+    for question in questions:
+        a = eval_pipeline.ask(question)
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", a.answer)}
+        assert markers == {c.n for c in a.citations}, (question, a.answer)
+        for c in a.citations:
+            for piece in c.quote.split("\n"):
+                assert normalise(piece) in normalise(c.text), (question, piece)

@@ -77,10 +77,27 @@ def test_rag_eval_end_to_end(eval_index, tmp_path):
     # the targets of the issue (measured on this gold set; see README for the figures)
     assert m["hit@1"] >= 0.90 and m["hit@3"] >= 0.97 and m["evidence_recall@5"] >= 0.95 and m["doc_recall@10"] >= 0.98
     assert m["abstain_accuracy"] >= 0.80 and m["citation_valid"] == 1.0
-    assert m["must_include"] >= 0.85 and m["false_abstain"] <= 0.07
+    assert m["must_include"] >= 0.90 and m["false_abstain"] <= 0.05
     for name, b in res["baselines"].items():
         assert m["hit@1"] > b["hit@1"], name
         assert m["mrr"] > b["mrr"], name
+        assert m["evidence_recall@5"] >= b["evidence_recall@5"] - 0.01, name
     assert (rep / "report.md").is_file() and (rep / "metrics.png").stat().st_size > 1000
     text = (rep / "report.md").read_text(encoding="utf-8")
     assert "| metric | system | bm25 | dense | naive |" in text and "## Failed questions" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["heldout", "blind"])
+def test_held_out_gold_sets(eval_index, name):
+    """Sets written by others from the documents only, without running the tool (data/gold/README.md): the
+    figures that say how the system does on questions it was not tuned on. Thresholds sit a little under the
+    measured values (README, Evaluation) so that a real regression fails."""
+    from conftest import settings_for
+    from rag.evaluate import run_eval
+
+    res = run_eval(settings_for(eval_index), REPO / "data" / "gold" / f"{name}.jsonl", baselines=False)
+    m = res["metrics"]
+    assert m["hit@1"] >= 0.95 and m["hit@3"] >= 0.97 and m["evidence_recall@5"] >= 0.95 and m["doc_recall@10"] >= 0.98, m
+    assert m["must_include"] >= 0.85 and m["abstain_accuracy"] >= 0.85 and m["false_abstain"] <= 0.08, m
+    assert m["citation_valid"] == 1.0
