@@ -22,6 +22,12 @@ from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number,
 from .types import Answer, Chunk, Citation, Hit
 
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
+# what a figure is asked for, and how a sentence states it: a maximum (最高可补贴多少 -> 最高/不超过/上限), a rate
+# per unit (每家/每人/每月 -> 每…/一次性/分别)
+_QUALIFIERS = [
+    (re.compile(r"最高|最多|上限|封顶|at most|maximum", re.I), re.compile(r"最高|最多|上限|封顶|不超过|不高于|以内|最大|允许")),
+    (re.compile(r"每(家|户|个|人|名|位|年|月|季度|次|项)|per (company|enterprise|person|year|month)|\beach\b", re.I), re.compile(r"每|一次性|分别|人均|户均|年均|/(人|年|月)")),
+]
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
 _MONTH = re.compile(r"(?<![\d年])(?:\d{1,2}\s*[-—~至到]\s*)?(\d{1,2})\s*月|(?<=年)(\d{1,2})\s*月")
@@ -315,6 +321,9 @@ class ExtractiveAnswerer:
             # the thing asked about must be there (exactly or in the documents' wording in the passage, or most of
             # its characters in the sentence)
             if not any(a in passage for a in equivalents(term)) and sum(ch in s.text for ch in term) * 2 <= len(term):
+                return False
+        for asked, stated in _QUALIFIERS:  # 每家企业最高补贴多少: a total budget is no answer
+            if asked.search(part) and not stated.search(s.text):
                 return False
         if asks_number(part):
             need = unit_check(part)

@@ -189,7 +189,8 @@ ITEM_MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[
 
 
 def asks_number(question: str) -> bool:
-    return bool(_ASKS_NUMBER.search(question))
+    """多少家, 比例, 何时…: the answer is a figure or a date (a why-question is not, even when it names a 比例)."""
+    return bool(_ASKS_NUMBER.search(question)) and not re.search(r"为什么|为何|原因|\bwhy\b", question, re.I)
 
 
 def _bigrams(s: str) -> set[str]:
@@ -232,13 +233,16 @@ def asks_for_section(question: str) -> bool:
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
-    (re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|日期|\bwhen\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
+    (re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|\bwhen\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
     (re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
     (re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
     # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
     (re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
     (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
-    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|几成|多少成|percentage|\brate\b|proportion)", re.I), re.compile(r"%|％|百分|成\b|[一二三四五六七八九十]成|倍|个百分点|比例")),
+    # a share or rate: a figure in %, 成 or 倍 (按比例补助 states none); a change in 个百分点 only when a change is asked
+    (re.compile(r"(比例|比重|费率|利率|占比)[^，。?？]{0,6}(降低|下降|提高|上升|增加|减少|下调|上调|降了|升了)|(降低|下降|提高|上升|增加|减少|下调|上调)[^，。?？]{0,8}(多少|几)个?百分点|(多少|几)个百分点"),
+     re.compile(r"个百分点|\d\s*(%|％)|百分之")),
+    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|费率|几成|多少成|percentage|\brate\b|proportion)", re.I), re.compile(r"\d\s*(%|％)|百分之|[\d一二三四五六七八九十]\s*成(?![立为果效本员功绩])|\d\s*倍")),
     # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
     (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])")),
