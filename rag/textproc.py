@@ -174,8 +174,10 @@ def quoted_phrases(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- what a question asks for
 _ASKS_NUMBER = re.compile(
-    r"多少|几[个家户项次场条名人年月天倍批期种所套本册亿万]|几成|金额|数额|额度|比例|比重|占比|规模|数量|总额|余额|增长率|增速|多大|多高|多长|哪一年|何时|什么时候|哪天|日期|"
-    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\bwhen\b|\bwhich year\b|\bwhat year\b|\bwhat date\b",
+    r"多少|几[个家户项次场条名人年月天倍批期种所套本册亿万]|百分之几|几成|金额|数额|额度|比例|比重|占比|费率|利率|规模|数量|总额|余额|增长率|增速|多大|多高|多长|"
+    r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪天|日期|"
+    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|\bwhen\b|"
+    r"\b(which|what) (year|month|date)\b",
     re.I,
 )
 # a question about a whole section: 沈阳在…方面做了哪些工作?
@@ -190,7 +192,9 @@ ITEM_MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[
 
 def asks_number(question: str) -> bool:
     """多少家, 比例, 何时…: the answer is a figure or a date (a why-question is not, even when it names a 比例)."""
-    return bool(_ASKS_NUMBER.search(question)) and not re.search(r"为什么|为何|原因|\bwhy\b", question, re.I)
+    if re.search(r"为什么|为何|原因|\bwhy\b", question, re.I):
+        return False
+    return bool(_ASKS_NUMBER.search(question))
 
 
 def _bigrams(s: str) -> set[str]:
