@@ -176,7 +176,7 @@ def quoted_phrases(text: str) -> list[str]:
 _ASKS_NUMBER = re.compile(
     r"多少|几[个家户项次场条名人年月天倍批期种所套本册亿万]|百分之几|几成|金额|数额|额度|比例|比重|占比|费率|利率|规模|数量|总额|余额|增长率|增速|多大|多高|多长|"
     r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪天|日期|"
-    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|\bwhen\b|"
+    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|^\s*when\b|"
     r"\b(which|what) (year|month|date)\b",
     re.I,
 )
@@ -237,7 +237,7 @@ def asks_for_section(question: str) -> bool:
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
-    (re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|\bwhen\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
+    (re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
     (re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
     (re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
     # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
