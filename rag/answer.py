@@ -28,6 +28,8 @@ _QUALIFIERS = [
     (re.compile(r"最高|最多|上限|封顶|at most|maximum", re.I), re.compile(r"最高|最多|上限|封顶|不超过|不高于|以内|最大|允许")),
     (re.compile(r"每(家|户|个|人|名|位|年|月|季度|次|项)|per (company|enterprise|person|year|month)|\beach\b", re.I), re.compile(r"每|一次性|分别|人均|户均|年均|/(人|年|月)")),
 ]
+# 有什么奖励 / 哪些补贴: the kind of benefit asked about must be in the passage
+_KIND_ASKED = re.compile(r"(?:什么|哪些|何种|哪种|哪类)(奖励|补贴|补助|优惠|资助|待遇|奖补|补偿)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
 _MONTH = re.compile(r"(?<![\d年])(?:\d{1,2}\s*[-—~至到]\s*)?(\d{1,2})\s*月|(?<=年)(\d{1,2})\s*月")
@@ -49,7 +51,7 @@ def question_parts(question: str) -> list[str]:
 _GENERIC_HEAD = set(
     """每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准
     情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将
-    拿到 得到 享受 取得 收到 完成 实现 办理 申请 申报""".split()
+    拿到 得到 享受 取得 收到 完成 实现 办理 申请 申报 部分 方面 方式 办法""".split()
 )
 
 
@@ -172,6 +174,7 @@ class ExtractiveAnswerer:
         coverage: Callable[[Query, str], float],
         min_coverage: float = 0.34,
         min_dense: float = 0.80,
+        min_coverage_figure: float = 0.1,
         section_chunks: Callable[[str, list[str]], list[Chunk]] | None = None,
         whole_section_chars: int = 600,
         known: Callable[[str], bool] | None = None,
@@ -184,6 +187,7 @@ class ExtractiveAnswerer:
         self.known = known  # does any indexed passage use this word?
         self.coverage = coverage
         self.min_coverage = min_coverage
+        self.min_coverage_figure = min_coverage_figure
         self.min_dense = min_dense
         self.section_chunks = section_chunks
 
@@ -284,9 +288,14 @@ class ExtractiveAnswerer:
         if not q.terms:  # nothing to match lexically (an English question outside the glossary): trust dense
             if not self._dense_only_ok(q, s.hit):
                 return False
-        elif s.coverage < self.min_coverage:
+        elif s.coverage < (self.min_coverage_figure if unit_check(part) is not None else self.min_coverage):
+            # a question asking for a figure of a stated kind (多少户, 多少元, 比例) has the unit checks below to
+            # reject a wrong passage; others only have the words they share with it
             return False
         passage = normalise(s.hit.chunk.text).lower()
+        for kind in _KIND_ASKED.findall(part):  # 有什么奖励: a passage without any 奖励 does not say which
+            if not any(e in passage for e in equivalents(kind)):
+                return False
         asked = re.sub(r"《[^》]*》", "", part)  # 《上海市2013-2015年…办法》 is a name, not the year asked about
         for year in _YEAR.findall(asked):
             if not _year_stated(year, passage, s.hit.chunk.date):

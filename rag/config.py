@@ -42,6 +42,7 @@ class RetrievalConfig:
     per_doc_comparative: int = 2  # passages per document for comparative questions
     coverage_weight: float = 0.02  # final ranking: RRF score + this x key-term coverage of the passage
     abstain_min_overlap: float = 0.2  # share of the question's key terms a passage must contain
+    abstain_min_overlap_figure: float = 0.1  # the same for a question asking a figure of a stated kind (多少户, 比例)
     section_match: float = 0.5  # share of a heading's character bigrams a question repeats to ask for that section
 
 

@@ -22,6 +22,7 @@ class Pipeline:
         self.extractive = ExtractiveAnswerer(
             self.retriever.coverage,
             min_coverage=settings.retrieval.abstain_min_overlap,
+            min_coverage_figure=settings.retrieval.abstain_min_overlap_figure,
             section_chunks=self.retriever.section_chunks,
             known=self.retriever.known,
             section_match=settings.retrieval.section_match,
