@@ -217,7 +217,9 @@ class ExtractiveAnswerer:
     # -------------------------------------------------------------- questions about the reply itself
     _META_INTENTS = [
         (re.compile(r"(哪位|哪个|哪些|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪些人)提出|addressed to|which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I), re.compile(r"^(尊敬的)?[^\s:：，,。]{2,30}[:：]$")),
-        (re.compile(r"(建议|提案|答复|议案)[^《》]{0,8}(编号|文号|第几号)|(编号|文号)[^《》]{0,6}(建议|提案|答复)|建议号|提案号|number of the (proposal|suggestion)", re.I), re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号|〔\d{4}〕\d+号")),
+        # the proposal's number (第0239号代表建议) and the reply's document number (沪经信建〔2020〕65号) are two things
+        (re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)", re.I), re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号")),
+        (re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)", re.I), re.compile(r"[\u4e00-\u9fff]{0,8}[〔\[(（]\d{4}[〕\])）]\s*\d+\s*号")),
         (re.compile(r"落款|答复日期|哪天(答复|发布)|落款日期|签发|何时答复|什么时候答复|date of the reply", re.I), re.compile(r"^(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$")),
     ]
 
