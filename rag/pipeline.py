@@ -40,9 +40,10 @@ class Pipeline:
     ) -> Answer:
         """Answer `question`. `provider` overrides settings.llm.provider; `on_token` receives streamed LLM text."""
         t0 = time.perf_counter()
-        res = self.retriever.search(question, k=k, cities=cities, years=years, mode=mode)
-        t1 = time.perf_counter()
-        ans = self.extractive.answer(res.query, res.hits)
+        with self.retriever.pinned():  # one index generation for the search and the answer's section lookups
+            res = self.retriever.search(question, k=k, cities=cities, years=years, mode=mode)
+            t1 = time.perf_counter()
+            ans = self.extractive.answer(res.query, res.hits)
         t2 = time.perf_counter()
         timings = {**{f"retrieve.{k}": v for k, v in res.timings_ms.items()}, "retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}
         provider = (provider or self.settings.llm.provider or "extractive").lower()
