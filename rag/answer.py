@@ -385,6 +385,13 @@ class ExtractiveAnswerer:
                     break
                 if s.text != chosen[0].text and s.score >= chosen[0].score * 0.85 and self._check(q, q.text, s):
                     chosen.append(s)
+        titles = [c for c in chosen if _is_item_title(c.text)]
+        if titles:  # 一是积极支持…用地保障工作。 names an item: what it says comes next
+            every = self._sentences(q, top)
+            for c in titles:
+                nxt = next((x for x in every if x.order == c.order + 1 and x.hit is c.hit), None)
+                if nxt is not None and nxt.text not in {x.text for x in chosen}:
+                    chosen.append(nxt)
         chosen.sort(key=lambda s: (s.hit.rank, s.order))
         return self._compose([(None, chosen)])
 

@@ -133,7 +133,7 @@ def test_upload_then_ask_about_it(page, server):
         pg.wait_for_function("() => document.querySelector('#docs-table') && document.querySelector('#docs-table').innerText.includes('yingkou')")
         assert "006_linxiang" not in pg.inner_text("#docs-table")
         pg.set_input_files("#upload input[type=file]", str(MORE / "006_linxiang.txt"))
-        pg.locator("#upload").get_by_text("006_linxiang.txt").first.wait_for()  # uploaded to the server
+        pg.locator("#upload").get_by_text("006_linxiang.txt").first.wait_for(timeout=ANSWER_TIMEOUT)  # uploaded to the server (slow on a busy machine)
         pg.click("#upload-btn")
         pg.wait_for_function("() => /已导入|⚠/.test(document.querySelector('#docs-status').innerText)", timeout=ANSWER_TIMEOUT)
         status = pg.inner_text("#docs-status")
