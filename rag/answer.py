@@ -114,6 +114,17 @@ def _named_concepts(terms: list[str], part: str) -> list[str]:
     return [t for t in names if not any(t != o and t in o for o in names)]
 
 
+def _first_line(chunks: list[Chunk], patterns: tuple[re.Pattern[str], ...]) -> tuple[Chunk, str] | None:
+    """The first line, or sentence of a line, matching a pattern (patterns tried in order of preference)."""
+    for rx in patterns:
+        for c in chunks:
+            for ln in c.text.split("\n"):
+                for x in (ln.strip(), *split_sentences(ln.strip())):
+                    if len(x) <= 200 and rx.search(x):
+                        return c, x
+    return None
+
+
 def _is_heading(sentence: str, path: list[str]) -> bool:
     """Is this line the heading of the section asked about or of one above it (一、工作开展情况)? Those are no answer."""
     core = normalise(ITEM_MARKER.sub("", sentence)).rstrip("。.")
@@ -216,7 +227,9 @@ class ExtractiveAnswerer:
 
     # -------------------------------------------------------------- questions about the reply itself
     _META_INTENTS = [
-        (re.compile(r"(哪位|哪个|哪些|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪些人)提出|addressed to|which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I), re.compile(r"^(尊敬的)?[^\s:：，,。]{2,30}[:：]$")),
+        # who made the proposal: the deputies named with it (谭聪圣代表提出的…), else the salutation (徐兵、陈志奇委员:)
+        (re.compile(r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪几位|哪些人)提出|addressed to|which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I),
+         (re.compile(r"[\u4e00-\u9fff、]{2,24}(代表|委员)(等\d*人)?(提出|联名|[:：])"), re.compile(r"^(尊敬的)?[^\s:：，,。]{2,30}[:：]$"))),
         # the proposal's number (第0239号代表建议) and the reply's document number (沪经信建〔2020〕65号) are two things
         (re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)", re.I), re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号")),
         (re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)", re.I), re.compile(r"[\u4e00-\u9fff]{0,8}[〔\[(（]\d{4}[〕\])）]\s*\d+\s*号")),
@@ -235,14 +248,12 @@ class ExtractiveAnswerer:
         doc_id = hits[0].chunk.doc_id
         chunks = self.section_chunks(doc_id, ["前言"]) + self.section_chunks(doc_id, ["结语"])
         picked: list[_Sent] = []
-        for line_re in intents:
-            for c in chunks:
-                line = next((ln.strip() for ln in c.text.split("\n") if line_re.search(ln.strip())), None)
-                if line:
-                    hit = next((h for h in hits if h.chunk.chunk_id == c.chunk_id), Hit(chunk=c, score=0.0, rank=len(hits) + 1))
-                    if line not in {p.text for p in picked}:
-                        picked.append(_Sent(line, hit, 1.0, 1.0, True, len(picked)))
-                    break
+        for line_res in intents:
+            found = _first_line(chunks, line_res if isinstance(line_res, tuple) else (line_res,))
+            if found is not None and found[1] not in {p.text for p in picked}:
+                c, line = found
+                hit = next((h for h in hits if h.chunk.chunk_id == c.chunk_id), Hit(chunk=c, score=0.0, rank=len(hits) + 1))
+                picked.append(_Sent(line, hit, 1.0, 1.0, True, len(picked)))
         if not picked:
             return None
         return self._compose([(None, picked)])
