@@ -18,7 +18,7 @@ from typing import Callable
 from .parser import split_sentences
 from .places import find_places
 from .retriever import Query
-from .textproc import ITEM_MARKER, QUESTION_STOP, SECTION_QUESTION, asks_number, best_heading, unit_check, domain_terms, equivalents, expand_english, find_synonyms, normalise, quoted_phrases, tokenize
+from .textproc import ITEM_MARKER, cn_numbers_to_digits, QUESTION_STOP, SECTION_QUESTION, asks_number, best_heading, unit_check, domain_terms, equivalents, expand_english, find_synonyms, normalise, quoted_phrases, tokenize
 from .types import Answer, Chunk, Citation, Hit
 
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
@@ -28,6 +28,11 @@ _QUALIFIERS = [
     (re.compile(r"最高|最多|上限|封顶|at most|maximum", re.I), re.compile(r"最高|最多|上限|封顶|不超过|不高于|以内|最大|允许")),
     (re.compile(r"每(家|户|个|人|名|位|年|月|季度|次|项)|per (company|enterprise|person|year|month)|\beach\b", re.I), re.compile(r"每|一次性|分别|人均|户均|年均|/(人|年|月)")),
 ]
+# 第二批, 第十七届, 6.0版: an ordinal in the question must be the passage's
+_ORDINAL = re.compile(r"第[一二三四五六七八九十\d]+[批届版期]")
+# a district or county named in the question (黄埔区) must be in the passage (the gazetteer stops at county-level cities)
+_DISTRICT = re.compile(r"([\u4e00-\u9fff]{2})(?:区|县)(?![\u4e00-\u9fff]?(?:企业|内|外|域))")
+_NOT_A_DISTRICT = {"自贸", "园区", "城区", "地区", "市区", "辖区", "社区", "开发", "新区", "示范", "试验", "集聚", "功能", "合作", "港区", "景区", "片区", "湾区", "老区", "山区", "郊区", "全区", "各区", "本区", "该区", "城乡"}
 # 有什么奖励 / 哪些补贴: the kind of benefit asked about must be in the passage
 _KIND_ASKED = re.compile(r"(?:什么|哪些|何种|哪种|哪类)(奖励|补贴|补助|优惠|资助|待遇|奖补|补偿)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
@@ -311,6 +316,12 @@ class ExtractiveAnswerer:
             if not any(e in passage for e in equivalents(kind)):
                 return False
         asked = re.sub(r"《[^》]*》", "", part)  # 《上海市2013-2015年…办法》 is a name, not the year asked about
+        for nth in _ORDINAL.findall(asked):  # 第二批名录 is not answered by the 第一批
+            if nth not in passage and cn_numbers_to_digits(nth) not in passage:
+                return False
+        for district in _DISTRICT.findall(asked):  # 黄埔区的配套奖励 is not answered by the city's award
+            if district not in passage and district not in _NOT_A_DISTRICT and district[-1] not in "市省":
+                return False
         for year in _YEAR.findall(asked):
             if not _year_stated(year, passage, s.hit.chunk.date):
                 return False

@@ -168,8 +168,15 @@ _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
 
 
 def quoted_phrases(text: str) -> list[str]:
-    """Chinese names the question puts in quotation marks (“企业家日”): a passage must contain them."""
-    return [normalise(p).lower() for p in _QUOTED.findall(text) if re.search(r"[\u4e00-\u9fff]", p)]
+    """Chinese names the question puts in quotation marks (“企业家日”): a passage must contain them. Not a quoted
+    pattern given as an example (如“X.0版”)."""
+    out = []
+    for m in _QUOTED.finditer(text):
+        p = m.group(1)
+        if not re.search(r"[\u4e00-\u9fff]", p) or re.search(r"[XxＸ某…]|\.\.\.", p) or re.search(r"(如|比如|例如|像)\s*$", text[: m.start()]):
+            continue
+        out.append(normalise(p).lower())
+    return out
 
 
 # ---------------------------------------------------------------- what a question asks for
