@@ -56,7 +56,7 @@ def question_parts(question: str) -> list[str]:
 _GENERIC_HEAD = set(
     """每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准
     情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将
-    拿到 得到 享受 取得 收到 完成 实现 办理 申请 申报 部分 方面 方式 办法""".split()
+    拿到 得到 享受 取得 收到 完成 实现 办理 申请 申报 部分 方面 方式 办法 机构 单位 部门""".split()
 )
 
 
@@ -269,8 +269,11 @@ class ExtractiveAnswerer:
         near = _figure_near_head(q.text) if need_num else None
         unit = unit_check(q.text) if need_num else None
 
-        def fits(t: str) -> float:  # the figure asked for: next to the thing asked about, in the unit asked for
-            return (0.25 if near and near.search(t) else 0.0) + (0.1 if unit and unit.search(t) else 0.0)
+        months = [int(a or b) for a, b in _MONTH.findall(q.text)]
+        when = re.compile("|".join(rf"(?<!\d){m}\s*月" for m in months)) if months else None
+
+        def fits(t: str) -> float:  # the figure asked for: next to the thing asked about, in the unit and month asked
+            return (0.25 if near and near.search(t) else 0.0) + (0.1 if unit and unit.search(t) else 0.0) + (0.1 if when and when.search(t) else 0.0)
 
         out: list[_Sent] = []
         order = 0
