@@ -101,13 +101,23 @@ def _english_re() -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")(?:'s)?\b") if names else re.compile(r"(?!x)x")
 
 
+# a place name that begins an institution's name (沈阳建筑大学, Shenyang University of Technology) is no place mention
+_INSTITUTION_AFTER = re.compile(r"^(?:(?!的|各|等)[\u4e00-\u9fff]){0,4}?(大学|学院|研究所|研究院|科学院|集团|公司|医院)")
+_INSTITUTION_AFTER_EN = re.compile(r"^('s)?\s+(University|Institute|Polytechnic|College|Academy|Bank|Group|Company|Corporation|Co\b|Hospital)")
+_INSTITUTION_BEFORE_EN = re.compile(r"(University|Institute|College|Academy|Bank) of\s+$")
+
+
 def find_places(text: str) -> list[tuple[str, int, int]]:
     """(full name, start, end) for each place written in text (Chinese or English name), longest match first."""
     alias = _aliases()
-    found = [(alias[m.group(0)], m.start(), m.end()) for m in _alias_re().finditer(text)]
+    found = [(alias[m.group(0)], m.start(), m.end()) for m in _alias_re().finditer(text) if not _INSTITUTION_AFTER.match(text[m.end() :])]
     if re.search(r"[A-Z][a-z]", text):
         en = _english_aliases()
-        found += [(en[m.group(1)], m.start(), m.end()) for m in _english_re().finditer(text)]
+        found += [
+            (en[m.group(1)], m.start(), m.end())
+            for m in _english_re().finditer(text)
+            if not _INSTITUTION_AFTER_EN.match(text[m.end() :]) and not _INSTITUTION_BEFORE_EN.search(text[: m.start()])
+        ]
         found.sort(key=lambda x: x[1])
     return found
 
