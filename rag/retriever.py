@@ -173,8 +173,7 @@ class Retriever:
         if cities:
             q.cities = [normalise_place(c) for c in cities]
         else:
-            q.expansion = expand_english(question)  # English place names (Tianjin) count as named places
-            named = list(dict.fromkeys(full for full, _, _ in find_places(f"{question} {q.expansion}")))
+            named = list(dict.fromkeys(full for full, _, _ in find_places(question)))
             known = [p for p in named if p in indexed]
             q.cities = known
             q.unknown_places = [p for p in named if p not in indexed] if not known else []
