@@ -78,11 +78,19 @@ def test_answers_quote_the_figure(eval_pipeline, question, expected):
         ("临湘“助保贷”平台累计发放了多少笔担保贷款?", "no figure in 笔"),
         ("营口市对“人才绿卡”持有人给予多少补贴?", "no reply names “人才绿卡”"),
         ("截至2023年底,辽宁全省规上工业企业实际有多少家?", "the 2023 in 《…(2023—2025年)》 names a plan"),
+        ("广州越秀区对新认定的专精特新“小巨人”企业奖励多少钱?", "广州's award is the city's, not 越秀区's"),
+        ("湖南省产业链“一链一行”第三批主办行名录有多少家银行入选?", "the reply lists the 第一批"),
+        ("沈阳对科技创新券每家企业最高补贴多少钱?", "400万元 is the whole budget, not a maximum per enterprise"),
     ],
 )
 def test_abstains_when_the_passage_does_not_answer(eval_pipeline, question, why):
     a = eval_pipeline.ask(question)
     assert a.abstained, f"{why}: {a.answer}"
+
+
+def test_common_words_in_qu_are_no_districts(eval_pipeline):
+    a = eval_pipeline.ask("辽宁在哪个APP设立了“免申即享”专区?")  # 专区 is no district
+    assert not a.abstained and "辽事通" in a.answer, a.answer
 
 
 def test_whole_section_question_gets_the_section_first_and_whole(eval_pipeline):
