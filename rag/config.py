@@ -44,6 +44,8 @@ class RetrievalConfig:
     abstain_min_overlap: float = 0.2  # share of the question's key terms a passage must contain
     abstain_min_overlap_figure: float = 0.1  # the same for a question asking a figure of a stated kind (多少户, 比例)
     section_match: float = 0.5  # share of a heading's character bigrams a question repeats to ask for that section
+    whole_section_chars: int = 600  # a section up to this long is quoted whole, a longer one item by item
+    comparative_share: float = 0.5  # a city is listed when its best sentence covers this share of the best city's
 
 
 @dataclass(frozen=True)

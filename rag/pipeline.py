@@ -26,6 +26,8 @@ class Pipeline:
             section_chunks=self.retriever.section_chunks,
             known=self.retriever.known,
             section_match=settings.retrieval.section_match,
+            whole_section_chars=settings.retrieval.whole_section_chars,
+            comparative_share=settings.retrieval.comparative_share,
         )
 
     def ask(
