@@ -13,12 +13,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable
 
 from .parser import split_sentences
 from .places import find_places
 from .retriever import Query
-from .textproc import ITEM_MARKER, cn_numbers_to_digits, QUESTION_STOP, SECTION_QUESTION, asks_number, best_heading, unit_check, domain_terms, equivalents, expand_english, find_synonyms, normalise, quoted_phrases, tokenize
+from .textproc import (
+    ITEM_MARKER,
+    QUESTION_STOP,
+    SECTION_QUESTION,
+    asks_number,
+    best_heading,
+    cn_numbers_to_digits,
+    domain_terms,
+    equivalents,
+    expand_english,
+    find_synonyms,
+    normalise,
+    quoted_phrases,
+    tokenize,
+    unit_check,
+)
 from .types import Answer, Chunk, Citation, Hit
 
 _NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
@@ -44,15 +60,11 @@ _QWORD = re.compile(r"多少|几|哪|什么|何|是否|怎样|如何|谁|how|wha
 NOT_FOUND = "资料中未找到能回答该问题的内容。"
 
 
-
-
 def question_parts(question: str) -> list[str]:
     """'…发布了多少融资需求?累计放款多少?' -> two parts, each with its own question word."""
     pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))|,?\s+and\s+(?=(?:to\s+|for\s+|in\s+)?(?:how|what|which|when|who)\b)", question, flags=re.I) if p and p.strip()]
     parts = [p for p in pieces if _QWORD.search(p)]
     return parts if len(parts) >= 2 else [question]
-
-
 
 
 _GENERIC_HEAD = set(
@@ -62,11 +74,13 @@ _GENERIC_HEAD = set(
 )
 
 
-def head_terms(part: str) -> list[str]:
-    """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
+@lru_cache(maxsize=512)
+def head_terms(part: str) -> tuple[str, ...]:
+    """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴).
+    Cached: _check asks it for every candidate sentence, and it runs jieba."""
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
     if not m:
-        return []
+        return ()
     unit = re.match(r"(?:[个家户人名位项次场条批期套笔张台辆所份种件]|人次)", part[m.end():])  # 多少人去参加: 人 is the unit
     after = re.match(r"[\u4e00-\u9fff]{0,6}", part[m.end() + (unit.end() if unit else 0):]).group(0)
     before = re.search(r"[\u4e00-\u9fff]{0,4}$", part[: m.start()]).group(0)
@@ -80,11 +94,11 @@ def head_terms(part: str) -> list[str]:
         return [t for t in toks if t not in _GENERIC_HEAD and t not in QUESTION_STOP and t not in places and len(t) >= 2 and not _QWORD.search(t)]
 
     if after and unit:  # 多少人下沉蹲点 / 多少家企业授信: after the unit comes what they did, told by its last word
-        return words(after)[-1:]
+        return tuple(words(after)[-1:])
     if after:  # 多少购房补贴: the words after it; 多少企业: a generic word, nothing to check
-        return words(after)[:2]
+        return tuple(words(after)[:2])
     # …奖励多少 / 注册资本是多少: the word before it
-    return words(before)[-1:]
+    return tuple(words(before)[-1:])
 
 
 def _figure_near_head(part: str) -> re.Pattern[str] | None:
@@ -152,6 +166,11 @@ class _Sent:
     has_number: bool
     order: int
     pieces: tuple[str, ...] = ()  # the verbatim pieces of the passage shown as `text` (when it joins several)
+
+
+def _next_sentence(sents: list[_Sent], s: _Sent) -> _Sent | None:
+    """The sentence after `s` in the same passage (what an item title goes on to say)."""
+    return next((x for x in sents if x.order == s.order + 1 and x.hit is s.hit), None)
 
 
 def _head_clauses(sentence: str, limit: int) -> str:
@@ -372,12 +391,16 @@ class ExtractiveAnswerer:
                 return False
         return True
 
-    def _pick(self, q: Query, part: str, hits: list[Hit]) -> _Sent | None:
-        low = normalise(f"{part} {expand_english(part)}").lower()  # an English part: its Chinese glossary terms
-        # a part's own terms count twice, the rest of the question once: a later part leaves its subject to the
-        # first one (…服务平台为多少家企业授信?授信金额是多少?)
-        sub = replace(q, text=part, terms=[t for t in q.terms if t in low] + q.terms) if part != q.text else q
-        sents = self._sentences(sub, hits)
+    def _pick(self, q: Query, part: str, hits: list[Hit], whole: list[_Sent]) -> _Sent | None:
+        """The sentence answering `part`; `whole` is _sentences() for the whole question (reused when part is it)."""
+        if part == q.text:
+            sub, sents = q, whole
+        else:
+            low = normalise(f"{part} {expand_english(part)}").lower()  # an English part: its Chinese glossary terms
+            # a part's own terms count twice, the rest of the question once: a later part leaves its subject to the
+            # first one (…服务平台为多少家企业授信?授信金额是多少?)
+            sub = replace(q, text=part, terms=[t for t in q.terms if t in low] + q.terms)
+            sents = self._sentences(sub, hits)
         if not sents:
             return None
         ranked = sorted(sents, key=lambda s: (-s.score, s.order))
@@ -393,9 +416,10 @@ class ExtractiveAnswerer:
     def _single(self, q: Query, hits: list[Hit]) -> Answer:
         top = hits[:3]
         parts = question_parts(q.text)
+        every = self._sentences(q, top)
         chosen: list[_Sent] = []
         for part in parts:
-            s = self._pick(q, part, top)
+            s = self._pick(q, part, top, every)
             if s is None:
                 if len(parts) == 1:
                     return Answer(q.text, NOT_FOUND, True, [])
@@ -406,19 +430,15 @@ class ExtractiveAnswerer:
             return Answer(q.text, NOT_FOUND, True, [])
         if len(parts) == 1:
             # a second sentence when it is about as relevant (e.g. the figure follows the heading sentence)
-            sents = sorted(self._sentences(q, top), key=lambda s: (-s.score, s.order))
-            for s in sents[:4]:
+            for s in sorted(every, key=lambda s: (-s.score, s.order))[:4]:
                 if len(chosen) >= 2:
                     break
                 if s.text != chosen[0].text and s.score >= chosen[0].score * 0.85 and self._check(q, q.text, s):
                     chosen.append(s)
-        titles = [c for c in chosen if _is_item_title(c.text)]
-        if titles:  # 一是积极支持…用地保障工作。 names an item: what it says comes next
-            every = self._sentences(q, top)
-            for c in titles:
-                nxt = next((x for x in every if x.order == c.order + 1 and x.hit is c.hit), None)
-                if nxt is not None and nxt.text not in {x.text for x in chosen}:
-                    chosen.append(nxt)
+        for c in [c for c in chosen if _is_item_title(c.text)]:  # 一是积极支持…用地保障工作。: what it says comes next
+            nxt = _next_sentence(every, c)
+            if nxt is not None and nxt.text not in {x.text for x in chosen}:
+                chosen.append(nxt)
         chosen.sort(key=lambda s: (s.hit.rank, s.order))
         return self._compose([(None, chosen)])
 
@@ -496,7 +516,7 @@ class ExtractiveAnswerer:
                 continue
             chosen = [best]
             if _is_item_title(best.text):  # 一是举办第二届民营企业家日活动。: what the item says comes next
-                nxt = next((s for s in ranked if s.order == best.order + 1 and s.hit is best.hit), None)
+                nxt = _next_sentence(ranked, best)
                 if nxt is not None:
                     chosen.append(nxt)
             # one more sentence nearly as relevant, a figure first (情况如何 / 进展如何 want the numbers)
