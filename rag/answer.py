@@ -30,6 +30,7 @@ from .textproc import (
     equivalents,
     expand_english,
     find_synonyms,
+    mentions,
     normalise,
     quoted_phrases,
     tokenize,
@@ -337,7 +338,7 @@ class ExtractiveAnswerer:
             return False
         passage = normalise(s.hit.chunk.text).lower()
         for kind in _KIND_ASKED.findall(part):  # 有什么奖励: a passage without any 奖励 does not say which
-            if not any(e in passage for e in equivalents(kind)):
+            if not mentions(passage, kind):
                 return False
         asked = re.sub(r"《[^》]*》", "", part)  # 《上海市2013-2015年…办法》 is a name, not the year asked about
         for nth in _ORDINAL.findall(asked):  # 第二批名录 is not answered by the 第一批
@@ -357,18 +358,16 @@ class ExtractiveAnswerer:
             if not re.search(rf"(?<!\d){int(month)}\s*月", passage):
                 return False
         for term in _named_concepts(q.terms, part):  # 创新型中小企业 is not 专精特新企业: the field's names must match
-            if not any(e in passage for e in equivalents(term)) and not any(t in passage for t in domain_terms() if t in term and t != term):
+            if not mentions(passage, term) and not any(t in passage for t in domain_terms() if t in term and t != term):
                 return False
-        if quoted_phrases(part):  # “金小二”: the paragraph quoted from must name what the question quotes
+        quoted = quoted_phrases(part)
+        if quoted:  # “金小二”: the paragraph quoted from must name what the question quotes
             para = next((ln for ln in s.hit.chunk.text.split("\n") if s.text in ln), s.hit.chunk.text)
-            para = normalise(para).lower()
-            names = [equivalents(name) for name in quoted_phrases(part)]
-            if not all(any(e in para for e in alts) for alts in names):
+            if not all(mentions(normalise(para).lower(), name) for name in quoted):
                 return False
             # a sentence about another named programme (“三贷中心”累计为…) does not answer about this one
-            own = [normalise(x).lower() for x in re.findall(r"“([^”]{2,16})”", s.text)]
             said = normalise(s.text).lower()
-            if own and not any(any(e in said for e in alts) for alts in names):
+            if re.search(r"“[^”]{2,16}”", s.text) and not any(mentions(said, name) for name in quoted):
                 return False
         heads = head_terms(part)
         for i, term in enumerate(heads):
@@ -378,7 +377,7 @@ class ExtractiveAnswerer:
                 continue
             # the thing asked about must be there (exactly or in the documents' wording in the passage, or most of
             # its characters in the sentence)
-            if not any(a in passage for a in equivalents(term)) and sum(ch in s.text for ch in term) * 2 <= len(term):
+            if not mentions(passage, term) and sum(ch in s.text for ch in term) * 2 <= len(term):
                 return False
         for asked, stated in _QUALIFIERS:  # 每家企业最高补贴多少: a total budget is no answer
             if asked.search(part) and not stated.search(s.text):
@@ -509,7 +508,7 @@ class ExtractiveAnswerer:
         names = quoted or [t for t in q.terms if t in domain_terms()]
         for doc_id, doc_hits, ranked in per_doc:
             if quoted:  # the sentences naming it first
-                ranked.sort(key=lambda s: not all(any(e in normalise(s.text).lower() for e in equivalents(p)) for p in quoted))
+                ranked.sort(key=lambda s: not all(mentions(normalise(s.text).lower(), p) for p in quoted))
             best = ranked[0]
             named = any(n in normalise(s.text).lower() for s in ranked for n in names)
             if not (named and best.coverage >= 0.2) and max(s.coverage for s in ranked) < bar and not (not q.terms and self._dense_only_ok(q, best.hit)):

@@ -19,7 +19,22 @@ import numpy as np
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
 from .places import find_places, normalise_place
-from .textproc import QUESTION_STOP, cn_numbers_to_digits, domain_terms, equivalents, expand_english, asks_for_section, asks_number, best_heading, find_synonyms, normalise, quoted_phrases, tokenize, unit_check
+from .textproc import (
+    QUESTION_STOP,
+    asks_for_section,
+    asks_number,
+    best_heading,
+    cn_numbers_to_digits,
+    domain_terms,
+    equivalents,
+    expand_english,
+    find_synonyms,
+    mentions,
+    normalise,
+    quoted_phrases,
+    tokenize,
+    unit_check,
+)
 from .types import Hit
 
 _COMPARATIVE = re.compile(
@@ -300,8 +315,8 @@ class Retriever:
                     weights.append(max(self.idf(x) for x in toks))
         return min(weights) if weights else self.idf(term)
 
-    def coverage_row(self, q: Query, row: int) -> float:
-        """coverage() of an indexed chunk, with its normalised text computed once per index generation."""
+    def _row_text(self, row: int) -> str:
+        """An indexed chunk's text, normalised and lower-cased once per index generation."""
         gen = self.generation()
         cache = self._norm_cache
         if cache.get("gen") != gen.name:
@@ -310,7 +325,11 @@ class Retriever:
         t = cache.get(row)
         if t is None:
             t = cache[row] = normalise(gen.chunks[row].text).lower()
-        return self._coverage_norm(q, t)
+        return t
+
+    def coverage_row(self, q: Query, row: int) -> float:
+        """coverage() of an indexed chunk (its normalised text cached)."""
+        return self._coverage_norm(q, self._row_text(row))
 
     def search(
         self,
@@ -403,11 +422,9 @@ class Retriever:
             keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
         quoted = quoted_phrases(q.text)
         if quoted:  # “企业家日”: only the documents that name it
-            texts = {d: [normalise(gen.chunks[r].text).lower() for r in by_doc[d]] for d in keep}
-            keep = [d for d in keep if all(any(e in t for t in texts[d] for e in equivalents(p)) for p in quoted)]
-            # the passages naming it come first
-            for d in keep:
-                by_doc[d].sort(key=lambda r: -all(any(e in normalise(gen.chunks[r].text).lower() for e in equivalents(p)) for p in quoted))
+            keep = [d for d in keep if all(any(mentions(self._row_text(r), p) for r in by_doc[d]) for p in quoted)]
+            for d in keep:  # the passages naming it come first
+                by_doc[d].sort(key=lambda r: not all(mentions(self._row_text(r), p) for p in quoted))
         unit = unit_check(q.text) if asks_number(q.text) else None
         if unit is not None:  # 分别有多少家: in each document, the passages stating a figure of that kind first
             for d in keep:

@@ -164,6 +164,11 @@ def equivalents(term: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(alts))
 
 
+def mentions(text: str, word: str) -> bool:
+    """Does `text` (normalised, lower-cased) say `word` or one of its equivalents?"""
+    return any(e in text for e in equivalents(word))
+
+
 _QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,16})[”\"」』]")
 
 
