@@ -49,9 +49,16 @@ _QUALIFIERS = [
 _ORDINAL = re.compile(r"第[一二三四五六七八九十\d]+[批届版期]")
 # a district or county named in the question (黄埔区) must be in the passage (the gazetteer stops at county-level cities)
 _DISTRICT = re.compile(r"([\u4e00-\u9fff]{2})(?:区|县)(?![\u4e00-\u9fff]?(?:企业|内|外|域))")
-# 专区, 厂区, 园区…: a common word ending in 区 is no district (its first character before 区)
-_COMMON_QU = set("专社景学营禁误盲雷展城园片湾港山郊老辖市地新街厂矿林牧灾赛校住小分特试警战库疫")
+# 专区, 厂区, 园区…: a common word ending in 区 is no district (its first character before 区); 津市区, 辽宁省县…
+_COMMON_QU = set("专社景学营禁误盲雷展城园片湾港山郊老辖市地新街厂矿林牧灾赛校住小分特试警战库疫省")
 _NOT_A_DISTRICT = {"自贸", "园区", "城区", "地区", "市区", "辖区", "社区", "开发", "新区", "示范", "试验", "集聚", "功能", "合作", "港区", "景区", "片区", "湾区", "老区", "山区", "郊区", "全区", "各区", "本区", "该区", "城乡"}
+
+
+def _is_district(name: str) -> bool:
+    """Is the name before 区/县 (黄埔 of 黄埔区) a district's, not part of a common word (专区, 自贸区, 市区)?"""
+    return name not in _NOT_A_DISTRICT and name[-1] not in _COMMON_QU
+
+
 # 有什么奖励 / 哪些补贴: the kind of benefit asked about must be in the passage
 _KIND_ASKED = re.compile(r"(?:什么|哪些|何种|哪种|哪类)(奖励|补贴|补助|优惠|资助|待遇|奖补|补偿)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
@@ -345,7 +352,7 @@ class ExtractiveAnswerer:
             if nth not in passage and cn_numbers_to_digits(nth) not in passage:
                 return False
         for district in _DISTRICT.findall(asked):  # 黄埔区的配套奖励 is not answered by the city's award
-            if district not in passage and district not in _NOT_A_DISTRICT and district[-1] not in "市省" and district[-1] not in _COMMON_QU:
+            if district not in passage and _is_district(district):
                 return False
         for year in _YEAR.findall(asked):
             if not _year_stated(year, passage, s.hit.chunk.date):

@@ -444,16 +444,19 @@ class Retriever:
         if found is None:
             return order
         c, depth = gen.chunks[order[found[0]]], found[1]
-        prefix = tuple(c.section_path[:depth])
-        section = [i for i in gen.rows_of(c.doc_id) if tuple(gen.chunks[i].section_path[:depth]) == prefix]
+        section = self._section_rows(c.doc_id, c.section_path[:depth])
         inside = set(section)
         return section + [r for r in order if r not in inside]
+
+    def _section_rows(self, doc_id: str, path: list[str] | tuple[str, ...]) -> list[int]:
+        gen = self.generation()
+        n = len(path)
+        return [i for i in gen.rows_of(doc_id) if tuple(gen.chunks[i].section_path[:n]) == tuple(path)]
 
     def section_chunks(self, doc_id: str, path: list[str] | tuple[str, ...]) -> list:
         """The chunks of one document whose section path starts with `path`, in document order."""
         gen = self.generation()
-        n = len(path)
-        return [gen.chunks[i] for i in gen.rows_of(doc_id) if tuple(gen.chunks[i].section_path[:n]) == tuple(path)]
+        return [gen.chunks[i] for i in self._section_rows(doc_id, path)]
 
     def as_langchain(self, k: int | None = None):
         from .lc import RagLangChainRetriever

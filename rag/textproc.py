@@ -246,6 +246,8 @@ def asks_for_section(question: str) -> bool:
     return bool(SECTION_QUESTION.search(question)) and not asks_number(question)
 
 
+# a sum in 万/亿 that counts nothing else (17.2万套 is flats, not money)
+_WAN_AMOUNT = r"\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])"
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
@@ -261,10 +263,10 @@ _UNIT_ASKED = [
     (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|费率|几成|多少成|percentage|\brate\b|proportion)", re.I), re.compile(r"\d\s*(%|％)|百分之|[\d一二三四五六七八九十]\s*成(?![立为果效本员功绩])|\d\s*倍")),
     # a fund's size is money (基金的总规模 is not answered by 可投规模的50%)
     (re.compile(r"(基金|资金|资本|资金池)[^，。?？]{0,12}(规模|总额|体量)"),
-     re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*(美)?元|\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])")),
+     re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*(美)?元|" + _WAN_AMOUNT)),
     # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
     (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
-     re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])")),
+     re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|" + _WAN_AMOUNT)),
 ]
 
 
