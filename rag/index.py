@@ -33,7 +33,7 @@ FORMAT_VERSION = 1
 # Below this many vectors exact search is fast enough: one query costs ~0.07 ms per 1,000 vectors on a quiet
 # 2-core machine (7 ms at 10^5, 72 ms at 10^6), 2-3x that on a busy one, while HNSW (M=32, efSearch=256)
 # stays ~1 ms but costs ~0.3 s per 1,000 vectors to rebuild at every ingest (31 s at 10^5, 7 min at 10^6).
-# Figures: benchmarks/scale.py, docs/scaling.md.
+# Figures: benchmarks/scale.py, README "Scaling".
 HNSW_THRESHOLD = 100_000
 # recall@10 against exact search at 10^6 chunks: 0.94 with efSearch 128, 0.99 with 256 (~1 ms a query)
 HNSW_EF_SEARCH = 256
