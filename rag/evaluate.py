@@ -303,7 +303,7 @@ def write_report(result: dict, directory: str | Path) -> Path:
     ax.set_xticklabels(shown, rotation=20)
     ax.set_ylim(0, 1.05)
     ax.set_title("rag eval: system vs baselines")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not over the first ones
     fig.tight_layout()
     fig.savefig(d / "metrics.png", dpi=110)
     plt.close(fig)
