@@ -48,6 +48,7 @@ def _fail(msg: str, code: int = 1) -> None:
 def _run(fn):
     """Run a command body; known errors become one readable line and a non-zero exit, never a traceback."""
     from .config import ConfigError
+    from .decide import DeciderError
     from .embedder import EmbedderError
     from .index import IndexError_
     from .ingest import IngestError
@@ -58,7 +59,7 @@ def _run(fn):
         raise
     except UserError as e:
         _fail(str(e), e.code)
-    except (IndexError_, IngestError, EmbedderError, ConfigError) as e:
+    except (IndexError_, IngestError, EmbedderError, ConfigError, DeciderError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
         _fail("interrupted; the index is unchanged unless a new version had been completed", 130)
@@ -265,28 +266,80 @@ def docs_remove(
 
 
 # ------------------------------------------------------------------ eval
+GOLD_DIR = Path("data/gold")
+# the development gold sets the decision is trained on; fresh.jsonl (replies 101-137) is kept for reporting
+TRAIN_SETS = ("qa.jsonl", "heldout.jsonl", "blind.jsonl", "final.jsonl", "unseen.jsonl", "offtopic.jsonl")
+
+
+def _check_names(names: list[str]) -> list[str]:
+    from .checks import CHECKS
+
+    if names == ["all"]:
+        return list(CHECKS)
+    bad = [n for n in names if n not in CHECKS]
+    if bad:
+        raise UserError(f"unknown check {', '.join(bad)}: one of {', '.join(CHECKS)} or all", 2)
+    return names
+
+
 @app.command("eval")
 def eval_cmd(
-    gold: Path = typer.Option(Path("data/gold/qa.jsonl"), "--gold", help="Gold Q&A set (JSONL)."),
+    gold: list[Path] = typer.Option([Path("data/gold/qa.jsonl")], "--gold", help="Gold Q&A set (JSONL); repeatable."),
     index: Optional[str] = typer.Option(None, "--index", help="Index directory (must hold every document the gold set cites)."),
     llm: Optional[str] = typer.Option(None, "--llm", help="Answer provider for the system run (baselines stay extractive)."),
     k: int = typer.Option(10, "--k", min=1, max=50, help="Passages retrieved per question (hit@k and doc_recall@10 need 10)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write metrics, baselines, per-type and per-question results here."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report with a PNG chart into this directory."),
     no_baselines: bool = typer.Option(False, "--no-baselines", help="Skip the BM25-only, dense-only and naive baselines."),
+    decision: Optional[str] = typer.Option(None, "--decision", help="learned (default) or rules: how the answerer accepts a sentence."),
+    ablate: Optional[list[str]] = typer.Option(None, "--ablate", help="Turn this check off (repeatable; 'all' = one run per check, as a table)."),
+    folds: int = typer.Option(0, "--folds", min=0, max=20, help="Document-held-out folds: the decision is refitted without each fold's places."),
 ) -> None:
-    """Score the pipeline against a gold Q&A set, with baselines in the same run."""
+    """Score the pipeline against gold Q&A sets, with baselines in the same run."""
 
     def body():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         from .evaluate import GoldError, columns, format_table, load_gold, run_eval, write_report
 
-        settings = _settings(index)
+        if decision is not None and decision not in ("learned", "rules"):
+            raise UserError("--decision is learned or rules", 2)
+        settings = _settings(index, **{"answer.decision": decision})
         try:
-            n = len(load_gold(gold))
+            n = sum(len(load_gold(g)) for g in gold)
         except GoldError as e:
             raise UserError(str(e)) from e
+        if folds:
+            from .learn import FOLD_METRICS, run_folds
+
+            if folds < 2:
+                raise UserError("--folds needs at least 2", 2)
+            with err.status("document-held-out folds…"):
+                try:
+                    result = run_folds(settings, gold, n_folds=folds, k=k, c=settings.answer.train_c)
+                except GoldError as e:
+                    raise UserError(str(e)) from e
+            cols = {name: {m: f"{v['mean']:.3f} ({v['min']:.2f}–{v['max']:.2f})" for m, v in spread.items()} for name, spread in result["summary"].items()}
+            console.print(format_table(cols, FOLD_METRICS), markup=False, highlight=False)
+            for row in result["folds"]:
+                console.print(f"fold {row['fold']}: {row['questions']} q, places {', '.join(row['places'])}; hit@1 {row['learned']['hit@1']} "
+                              f"(bm25 {row['bm25_learned']['hit@1']}), must_include {row['learned']['must_include']} (rules {row['rules']['must_include']})",
+                              markup=False, highlight=False)
+            if json_out:
+                json_out.parent.mkdir(parents=True, exist_ok=True)
+                json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+            return
+        if ablate:
+            from .evaluate import run_ablation
+
+            names = _check_names(ablate)
+            with err.status("ablation…"):
+                result = run_ablation(settings, gold, names, k=k)
+            console.print(format_table(result["columns"], ("must_include", "false_abstain", "abstain_accuracy", "hit@1")), markup=False, highlight=False)
+            if json_out:
+                json_out.parent.mkdir(parents=True, exist_ok=True)
+                json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+            return
         with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("eval", total=n * (1 if no_baselines else 4))
             try:
@@ -301,6 +354,41 @@ def eval_cmd(
         if report:
             path = write_report(result, report)
             console.print(f"[dim]wrote {escape(str(path))}[/]")
+
+    _run(body)
+
+
+@app.command()
+def train(
+    gold: Optional[list[Path]] = typer.Option(None, "--gold", help="Gold sets to train on (default: the development sets in data/gold)."),
+    out: Path = typer.Option(Path("rag/data/decider.json"), "--out", help="Where the model (JSON) is written."),
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory (must hold every document the gold sets cite)."),
+    c: Optional[float] = typer.Option(None, "--C", help="Inverse regularisation strength of the logistic regression (default [answer] train_c)."),
+    folds: int = typer.Option(5, "--folds", min=2, max=20, help="Held-out-place folds reported before the final fit."),
+) -> None:
+    """Fit the learned answer decision on gold sets (scikit-learn), validated with places held out."""
+
+    def body():
+        from .evaluate import GoldError
+        from .learn import train as fit_model
+
+        paths = gold or [GOLD_DIR / n for n in TRAIN_SETS if (GOLD_DIR / n).exists()]
+        if not paths:
+            raise UserError("no gold sets found: give --gold FILE", 2)
+        try:
+            import sklearn  # noqa: F401
+        except ImportError as e:
+            raise UserError("rag train needs scikit-learn: pip install -e '.[eval]'") from e
+        settings = _settings(index)
+        with err.status("collecting candidates and fitting…"):
+            try:
+                info = fit_model(settings, paths, out, c=c if c is not None else settings.answer.train_c, n_folds=folds)
+            except GoldError as e:
+                raise UserError(str(e)) from e
+        console.print(f"{info['examples']} candidates ({info['positives']} positive) from {info['questions']} questions → {escape(str(out))}")
+        for f in info["cv_held_out_places"]:
+            console.print(f"  held-out fold {f['fold']}: right answer {f['right_answer']}, false refusal {f['false_refusal']}, "
+                          f"refused unanswerable {f['refused_unanswerable']}", markup=False, highlight=False)
 
     _run(body)
 

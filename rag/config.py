@@ -41,11 +41,40 @@ class RetrievalConfig:
     bm25_weight: float = 1.6  # RRF weight of BM25 against dense 1.0: measured over the 390 gold questions (README)
     per_doc_comparative: int = 2  # passages per document for comparative questions
     coverage_weight: float = 0.02  # final ranking: RRF score + this x key-term coverage of the passage
-    abstain_min_overlap: float = 0.2  # share of the question's key terms a passage must contain
-    abstain_min_overlap_figure: float = 0.1  # the same for a question asking a figure of a stated kind (多少户, 比例)
     section_match: float = 0.5  # share of a heading's character bigrams a question repeats to ask for that section
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """Every threshold and weight of the extractive answerer (rag.answer, rag.checks, rag.decide)."""
+
+    decision: str = "learned"  # learned (rag/data/decider.json, `rag train`) | rules (every check must pass)
+    model: str = ""  # the learned decision's JSON file; empty = the bundled rag/data/decider.json
+    disabled_checks: str = ""  # comma-separated check names turned off (rag eval --ablate)
+    # checks whose failure refuses a sentence before the learned decision sees it: what the question names
+    # explicitly (a year, a month, an ordinal, a district, a quoted name, the field's concept, the head noun, the kind of
+    # benefit or figure) must be the sentence's; the rest are the model's features
+    veto_checks: str = "grounded,anchored,year,month,ordinal,district,quoted,concept,kind,head,unit,not_date,qualifier"
+    train_c: float = 0.1  # `rag train`: inverse regularisation of the logistic regression (chosen on held-out-place folds)
+    candidates: int = 8  # sentences per question part judged by the decision, best heuristic score first
+    min_coverage: float = 0.2  # share of the question's key terms a sentence must contain (rules)
+    min_coverage_figure: float = 0.1  # the same for a question asking a figure of a stated kind (多少户, 比例)
+    min_dense: float = 0.80  # dense similarity a question without key terms needs
+    alt_pick_share: float = 0.8  # rules: a lower sentence that passes the checks, if it scores this share of the best
+    second_sentence_share: float = 0.85  # a second sentence is quoted when it scores this share of the first
+    prior_weight: float = 0.12  # sentence score: + this / passage rank
+    number_bonus: float = 0.08  # + this when a figure is asked and the sentence has one
+    near_head_bonus: float = 0.25  # + this for a figure right next to the thing asked about
+    unit_bonus: float = 0.1  # + this for a figure of the kind asked
+    month_bonus: float = 0.1  # + this for the month asked
+    join_gain: float = 0.15  # a short sentence is joined to the one before when that raises coverage this much
+    clause_window: int = 160  # a longer sentence is cut to its best run of clauses
     whole_section_chars: int = 600  # a section up to this long is quoted whole, a longer one item by item
+    section_budget: int = 1000  # characters of a section answer
     comparative_share: float = 0.5  # a city is listed when its best sentence covers this share of the best city's
+    comparative_min_coverage: float = 0.2  # and at least this
+    comparative_more_share: float = 0.7  # a city's second sentence scores at least this share of its first
+    comparative_number_bonus: float = 0.06  # a city's sentences with a figure rank this much higher
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,7 @@ class Settings:
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     app: AppConfig = field(default_factory=AppConfig)
 
@@ -108,6 +138,8 @@ ENV_MAP = {
     "RAG_LLM_MODEL_PATH": "llm.model_path",
     "RAG_LLM_N_CTX": "llm.n_ctx",
     "RAG_LLM_TIMEOUT": "llm.timeout",
+    "RAG_DECISION": "answer.decision",
+    "RAG_VETO_CHECKS": "answer.veto_checks",
 }
 
 

@@ -238,11 +238,16 @@ def _naive_docs(gen) -> dict[str, str]:
     return out
 
 
-def run_eval(settings, gold_path: str | Path, k: int = 10, provider: str | None = None, baselines: bool = True, progress=None) -> dict:
+def _load_all(gold_path) -> list[GoldItem]:
+    paths = [gold_path] if isinstance(gold_path, (str, Path)) else list(gold_path)
+    return [g for p in paths for g in load_gold(p)]
+
+
+def run_eval(settings, gold_path, k: int = 10, provider: str | None = None, baselines: bool = True, progress=None) -> dict:
     """Evaluate the system (and the baselines) on a gold file. Returns the JSON-able result."""
     from .pipeline import Pipeline
 
-    gold = load_gold(gold_path)
+    gold = _load_all(gold_path)
     pipe = Pipeline(settings)
     gen = pipe.retriever.generation()
     if not gen.chunks:
@@ -271,11 +276,14 @@ def run_eval(settings, gold_path: str | Path, k: int = 10, provider: str | None 
         def nb(q):
             hits = naive.search(q, k)
             query = pipe.retriever.analyze(q)
-            query.cities, query.unknown_places, query.comparative = [], [], False
+            query.cities, query.unknown_places = [], []
+            if query.kind == "comparative":
+                query.kind = "fact"
             return hits, pipe.extractive.answer(query, hits[:5])
 
         result["baselines"]["naive"] = aggregate(run_system(gold, nb, tick))
-    result["settings"] = {"index": str(settings.index_dir), "k": k, "provider": provider or settings.llm.provider, "gold": str(gold_path), "questions": len(gold)}
+    result["settings"] = {"index": str(settings.index_dir), "k": k, "provider": provider or settings.llm.provider, "gold": str(gold_path) if isinstance(gold_path, (str, Path)) else ", ".join(map(str, gold_path)), "questions": len(gold),
+                          "decision": settings.answer.decision}
     return result
 
 
@@ -341,3 +349,24 @@ def write_report(result: dict, directory: str | Path) -> Path:
     out = d / "report.md"
     out.write_text("\n".join(lines), encoding="utf-8")
     return out
+
+
+def run_ablation(settings, gold_path, checks: list[str], k: int = 10) -> dict:
+    """Each check's worth: the answers with all checks, then with each one turned off (same retrieval)."""
+    from .learn import answer_all, prepare
+    from .pipeline import Pipeline
+
+    gold = _load_all(gold_path)
+    pipe = Pipeline(settings)
+    prepared = prepare(pipe, gold, k=k)
+    ans = pipe.extractive
+    decision = settings.answer.decision
+    cols = {"all checks": aggregate(answer_all(pipe, prepared, ans.decider, decision))}
+    base = ans.disabled
+    try:
+        for name in checks:
+            ans.disabled = base | {name}
+            cols[f"-{name}"] = aggregate(answer_all(pipe, prepared, ans.decider, decision))
+    finally:
+        ans.disabled = base
+    return {"columns": cols, "decision": decision, "questions": len(gold), "gold": str(gold_path)}

@@ -21,13 +21,11 @@ class Pipeline:
         self.retriever = retriever or Retriever(settings)
         self.extractive = ExtractiveAnswerer(
             self.retriever.coverage,
-            min_coverage=settings.retrieval.abstain_min_overlap,
-            min_coverage_figure=settings.retrieval.abstain_min_overlap_figure,
+            settings.answer,
             section_chunks=self.retriever.section_chunks,
             known=self.retriever.known,
             section_match=settings.retrieval.section_match,
-            whole_section_chars=settings.retrieval.whole_section_chars,
-            comparative_share=settings.retrieval.comparative_share,
+            doc_meta=self.retriever.doc_meta,
         )
 
     def ask(

@@ -8,73 +8,20 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 from contextlib import contextmanager
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .config import Settings
 from .index import Generation, IndexError_, IndexStore
-from .places import find_places, normalise_place
-from .textproc import (
-    QUESTION_STOP,
-    asks_for_section,
-    asks_number,
-    best_heading,
-    cn_numbers_to_digits,
-    domain_terms,
-    equivalents,
-    expand_english,
-    find_synonyms,
-    mentions,
-    normalise,
-    quoted_phrases,
-    tokenize,
-    unit_check,
-)
-from .types import Hit
+from .plan import MAX_QUERY_CHARS, analyze, clean_question
+from .textproc import best_heading, domain_terms, mentions, normalise, tokenize, unit_pattern
+from .types import DocMeta, Hit, QuestionPlan
 
-_COMPARATIVE = re.compile(
-    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|文件|复函|部门|单位)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|分别(是|有)|异同|"
-    r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
-    re.I,
-)
-_YEAR_IN_Q = re.compile(r"((?:19|20)\d{2})\s*年(?:的|度)?(?:答复|回复|建议|提案|文件)")
-MAX_QUERY_CHARS = 2000  # the CLI and the chat refuse longer questions; other callers get them cut here
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def clean_question(text: str) -> str:
-    """The question without control characters or lone surrogates (the embedder cannot encode them),
-    at most MAX_QUERY_CHARS long (the embedder's time grows with the length)."""
-    return _UNSAFE.sub(" ", text or "")[:MAX_QUERY_CHARS]
-
-
-@dataclass
-class Query:
-    text: str
-    cities: list[str] = field(default_factory=list)  # filter: full place names
-    years: list[str] = field(default_factory=list)
-    comparative: bool = False
-    unknown_places: list[str] = field(default_factory=list)  # named in the question, no document about them
-    expansion: str = ""  # Chinese terms for an English question
-    terms: list[str] = field(default_factory=list)  # key terms for lexical checks
-    alts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # term -> strings that count as it (thesaurus)
-    official: str = ""  # the documents' wording of the question's everyday words (头一回 -> 首次), for BM25
-
-    @property
-    def search_text(self) -> str:
-        return f"{self.text} {self.expansion}".strip()
-
-    @property
-    def lexical_text(self) -> str:
-        return f"{self.search_text} {self.official}".strip()
-
-    def equivalents(self, term: str) -> tuple[str, ...]:
-        return self.alts.get(term, (term,))
+Query = QuestionPlan  # the retriever reads the question's plan (rag.plan); the old name stays for callers
 
 
 @dataclass
@@ -180,38 +127,12 @@ class Retriever:
     def cities(self) -> list[str]:
         return sorted({m.city for m in self.generation().docs.values() if m.city})
 
-    def analyze(self, question: str, cities: list[str] | None = None, years: list[str] | None = None) -> Query:
-        question = clean_question(question)
-        q = Query(text=question.strip())
-        indexed = set(self.cities())
-        q.comparative = bool(_COMPARATIVE.search(question))
-        if cities:
-            q.cities = [normalise_place(c) for c in cities]
-        else:
-            named = list(dict.fromkeys(full for full, _, _ in find_places(question)))
-            known = [p for p in named if p in indexed]
-            q.cities = known
-            q.unknown_places = [p for p in named if p not in indexed] if not known else []
-        if years:
-            q.years = [str(y) for y in years]
-        else:
-            q.years = list(dict.fromkeys(_YEAR_IN_Q.findall(question)))
-        q.expansion = expand_english(question)
-        # key terms: without the place names (they are filters, not topic words)
-        topic = q.search_text
-        for _, a, b in sorted(find_places(topic), key=lambda x: -x[1]):
-            topic = topic[:a] + " " + topic[b:]
-        terms = tokenize(topic, for_search=True)
-        # everyday words with a thesaurus entry become one term each (头一回, not 一回); the documents' wording
-        # of them goes to BM25 and counts as the word in passages
-        phrases = [(p, g) for p, g in find_synonyms(topic) if p not in QUESTION_STOP]
-        colloquial = [p for p, g in phrases if p != g[0]]
-        terms = [t for t in terms if not any(t != p and t in p for p in colloquial)] + [p for p, _ in phrases]
-        q.terms = [t for t in dict.fromkeys(terms) if t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t)]
-        q.alts = {t: e for t in q.terms if len(e := equivalents(t)) > 1}
-        digits = cn_numbers_to_digits(topic)
-        q.official = " ".join(dict.fromkeys([g[0] for p, g in phrases if p != g[0]] + ([digits] if digits != topic else [])))
-        return q
+    def analyze(self, question: str, cities: list[str] | None = None, years: list[str] | None = None) -> QuestionPlan:
+        """The question's plan (rag.plan.analyze) against this index's places."""
+        return analyze(question, self, cities, years)
+
+    def doc_meta(self, doc_id: str) -> DocMeta | None:
+        return self.generation().docs.get(doc_id)
 
     def allowed_rows(self, q: Query) -> np.ndarray | None:
         """Row ids passing the filters, or None for no filter."""
@@ -277,11 +198,11 @@ class Retriever:
         top = top[np.argsort(-scores[top])]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
-    def coverage(self, q: Query, text: str) -> float:
-        """IDF-weighted share of the question's key terms that occur in text (0..1)."""
+    def coverage(self, q, text: str) -> float:
+        """IDF-weighted share of the key terms of `q` (a QuestionPlan or one of its PlanParts) in text (0..1)."""
         return self._coverage_norm(q, normalise(text).lower())
 
-    def _coverage_norm(self, q: Query, t: str) -> float:
+    def _coverage_norm(self, q, t: str) -> float:
         if not q.terms:
             return 0.0
         total = hit = 0.0
@@ -385,7 +306,7 @@ class Retriever:
             order = sorted(scored, key=lambda r: -scored[r])
             if q.comparative and mode == "hybrid":
                 order = self._per_document(order, scored, q, k)
-            elif mode == "hybrid" and asks_for_section(q.text):
+            elif mode == "hybrid" and q.kind == "section":
                 order = self._section_first(order, q)
             if not q.comparative:
                 order = order[:k]
@@ -420,12 +341,13 @@ class Retriever:
             keep = [d for d in by_doc if best_cov[d] >= 0.2 and has_anchor(d)]
         else:
             keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
-        quoted = quoted_phrases(q.text)
+        whole = q.whole or (q.parts[0] if q.parts else None)
+        quoted = whole.quoted if whole else []
         if quoted:  # “企业家日”: only the documents that name it
             keep = [d for d in keep if all(any(mentions(self._row_text(r), p) for r in by_doc[d]) for p in quoted)]
             for d in keep:  # the passages naming it come first
                 by_doc[d].sort(key=lambda r: not all(mentions(self._row_text(r), p) for p in quoted))
-        unit = unit_check(q.text) if asks_number(q.text) else None
+        unit = unit_pattern(whole.unit) if whole and whole.asks_number else None
         if unit is not None:  # 分别有多少家: in each document, the passages stating a figure of that kind first
             for d in keep:
                 by_doc[d].sort(key=lambda r: not unit.search(gen.chunks[r].text))
@@ -464,4 +386,4 @@ class Retriever:
         return RagLangChainRetriever(retriever=self, k=k or self.settings.retrieval.k)
 
 
-__all__ = ["Retriever", "Query", "SearchResult", "IndexError_"]
+__all__ = ["Retriever", "Query", "SearchResult", "IndexError_", "MAX_QUERY_CHARS", "clean_question"]

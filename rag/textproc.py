@@ -28,9 +28,34 @@ QUESTION_STOP = set(
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
 
 
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    try:
+        return opencc.OpenCC("t2s")
+    except Exception:  # older bindings want the file name
+        return opencc.OpenCC("t2s.json")
+
+
+@lru_cache(maxsize=1)
+def _traditional_chars() -> frozenset[str]:
+    """The characters OpenCC's t2s conversion changes (a text without any is left alone, cheaply)."""
+    probe = [chr(c) for c in range(0x4E00, 0xA000)]
+    conv = _t2s().convert("".join(probe))
+    return frozenset(a for a, b in zip(probe, conv) if a != b) if len(conv) == len(probe) else frozenset(probe)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional characters as simplified (OpenCC t2s): a question in either script finds replies in both."""
+    if not text or not any(ch in _traditional_chars() for ch in text):
+        return text
+    return _t2s().convert(text)
+
+
 def normalise(text: str) -> str:
-    """NFKC, then all whitespace removed: how evidence and answers are compared."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    """NFKC, simplified characters, then all whitespace removed: how evidence, answers and passages are compared."""
+    return re.sub(r"\s+", "", to_simplified(unicodedata.normalize("NFKC", text)))
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +73,7 @@ def _jieba():
 
 def tokenize(text: str, for_search: bool = True) -> list[str]:
     """Lower-cased jieba tokens without punctuation and stop words (cut_for_search also emits sub-words)."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = to_simplified(unicodedata.normalize("NFKC", text)).lower()
     tk = _jieba()
     words = tk.cut_for_search(text) if for_search else tk.cut(text)
     out = []
@@ -251,28 +276,43 @@ _WAN_AMOUNT = r"\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
-    (re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
-    (re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
-    (re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
+    ("date", re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
+    ("count:家户", re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
+    ("count:人", re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
     # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
-    (re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
-    (re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
+    ("measure", re.compile(r"(多少|几)(笔|张|台|辆|亩|吨|栋|座)"), None),
+    ("count:项", re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
     # a share or rate: a figure in %, 成 or 倍 (按比例补助 states none); a change in 个百分点 only when a change is asked
-    (re.compile(r"(比例|比重|费率|利率|占比)[^，。?？]{0,6}(降低|下降|提高|上升|增加|减少|下调|上调|降了|升了)|(降低|下降|提高|上升|增加|减少|下调|上调)[^，。?？]{0,8}(多少|几)个?百分点|(多少|几)个百分点"),
+    ("pct_change", re.compile(r"(比例|比重|费率|利率|占比)[^，。?？]{0,6}(降低|下降|提高|上升|增加|减少|下调|上调|降了|升了)|(降低|下降|提高|上升|增加|减少|下调|上调)[^，。?？]{0,8}(多少|几)个?百分点|(多少|几)个百分点"),
      re.compile(r"个百分点|\d\s*(%|％)|百分之")),
-    (re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|费率|几成|多少成|percentage|\brate\b|proportion)", re.I), re.compile(r"\d\s*(%|％)|百分之|[\d一二三四五六七八九十]\s*成(?![立为果效本员功绩])|\d\s*倍")),
+    ("pct", re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|费率|几成|多少成|percentage|\brate\b|proportion)", re.I), re.compile(r"\d\s*(%|％)|百分之|[\d一二三四五六七八九十]\s*成(?![立为果效本员功绩])|\d\s*倍")),
     # a fund's size is money (基金的总规模 is not answered by 可投规模的50%)
-    (re.compile(r"(基金|资金|资本|资金池)[^，。?？]{0,12}(规模|总额|体量)"),
+    ("fund_money", re.compile(r"(基金|资金|资本|资金池)[^，。?？]{0,12}(规模|总额|体量)"),
      re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*(美)?元|" + _WAN_AMOUNT)),
     # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
-    (re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
+    ("money", re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|" + _WAN_AMOUNT)),
 ]
 
 
-def unit_check(question: str) -> re.Pattern[str] | None:
-    for asked, needed in _UNIT_ASKED:
+def unit_kind(question: str) -> str:
+    """The kind of figure a question asks for (money, date, count:家户, measure:笔 …), or "" for none stated."""
+    for name, asked, _ in _UNIT_ASKED:
         m = asked.search(question)
         if m:
-            return needed or re.compile(rf"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*{m.group(2)}")
-    return None
+            return f"measure:{m.group(2)}" if name == "measure" else name
+    return ""
+
+
+@lru_cache(maxsize=64)
+def unit_pattern(kind: str) -> re.Pattern[str] | None:
+    """How a sentence states a figure of that kind (None for no kind)."""
+    if not kind:
+        return None
+    if kind.startswith("measure:"):
+        return re.compile(rf"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*{re.escape(kind.split(':', 1)[1])}")
+    return next(needed for name, _, needed in _UNIT_ASKED if name == kind)
+
+
+def unit_check(question: str) -> re.Pattern[str] | None:
+    return unit_pattern(unit_kind(question))

@@ -111,6 +111,89 @@ class Hit:
 
 
 @dataclass
+class PlanPart:
+    """One asked thing of a question (…发布了多少需求?累计放款多少? has two parts), analysed once."""
+
+    text: str
+    terms: list[str] = field(default_factory=list)  # its key terms weighted twice, then the whole question's
+    alts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    heads: list[str] = field(default_factory=list)  # the head nouns next to 多少/几 (多少购房补贴 -> 购房, 补贴)
+    asks_number: bool = False  # the answer is a figure or a date
+    unit: str = ""  # the kind of figure asked (textproc.UNIT_KINDS): money, date, count:家户, measure:笔 …
+    qualifiers: list[str] = field(default_factory=list)  # maximum, per_unit
+    years: list[str] = field(default_factory=list)  # 2023年 (not inside a 《title》)
+    years_en: list[str] = field(default_factory=list)  # "in 2022" of an English question
+    months: list[int] = field(default_factory=list)
+    ordinals: list[str] = field(default_factory=list)  # 第二批
+    districts: list[str] = field(default_factory=list)  # 黄埔 (of 黄埔区)
+    quoted: list[str] = field(default_factory=list)  # “企业家日”
+    kinds: list[str] = field(default_factory=list)  # 有什么奖励 -> 奖励
+    concepts: list[str] = field(default_factory=list)  # the field's named concepts (首贷户, 创新型中小企业)
+    english: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["alts"] = {k: list(v) for k, v in self.alts.items()}
+        return d
+
+
+@dataclass
+class QuestionPlan:
+    """Everything the pipeline needs to know about a question, computed once by rag.plan.analyze and read by
+    the retriever, the answerer, the LLM path and follow-up rewriting."""
+
+    text: str
+    kind: str = "fact"  # fact | section | comparative | meta
+    parts: list[PlanPart] = field(default_factory=list)
+    whole: PlanPart | None = None  # the whole question as one part (the same object as parts[0] when it has one)
+    meta: list[str] = field(default_factory=list)  # meta intents: addressee, number, doc_number, date, issuer
+    cities: list[str] = field(default_factory=list)  # filter: full place names
+    years: list[str] = field(default_factory=list)  # filter: reply years
+    unknown_places: list[str] = field(default_factory=list)  # named in the question, no reply about them
+    language: str = "zh"  # zh | en
+    expansion: str = ""  # Chinese glossary terms of an English question
+    terms: list[str] = field(default_factory=list)  # key terms of the whole question
+    alts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # term -> strings that count as it (thesaurus)
+    official: str = ""  # the documents' wording of everyday words (头一回 -> 首次), for BM25
+
+    @property
+    def comparative(self) -> bool:
+        return self.kind == "comparative"
+
+    @property
+    def search_text(self) -> str:
+        return f"{self.text} {self.expansion}".strip()
+
+    @property
+    def lexical_text(self) -> str:
+        return f"{self.search_text} {self.official}".strip()
+
+    def equivalents(self, term: str) -> tuple[str, ...]:
+        return self.alts.get(term, (term,))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text, "kind": self.kind, "language": self.language, "meta": self.meta,
+            "cities": self.cities, "years": self.years, "unknown_places": self.unknown_places,
+            "terms": self.terms, "expansion": self.expansion, "official": self.official,
+            "parts": [p.to_dict() for p in self.parts],
+        }
+
+
+@dataclass
+class Finding:
+    """What one named check (rag.checks) found about one candidate sentence for one part of a question."""
+
+    check: str
+    ok: bool  # False: a reason to refuse this sentence
+    reason: str = ""  # why it failed, e.g. "unit 户 asked, the sentence states none"
+    applies: bool = True  # the question asks what this check tests (a month, a district…)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Citation:
     n: int
     doc_id: str
@@ -142,6 +225,8 @@ class Answer:
     rewritten_question: str = ""
     filters: dict[str, Any] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
+    plan: "QuestionPlan | None" = None
+    why: list[dict[str, Any]] = field(default_factory=list)  # per answer sentence / refusal: the checks that fired
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,4 +241,6 @@ class Answer:
             "note": self.note,
             "rewritten_question": self.rewritten_question,
             "filters": self.filters,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
+            "why": self.why,
         }

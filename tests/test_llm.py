@@ -217,7 +217,7 @@ def test_passages_are_wrapped_as_data_and_cannot_escape():
     bare = Hit(Chunk("x#1", "x", 1, "一、总体情况：\n营口市补贴2000元。", []), 1.0, 1)
     p2 = build_prompt(Query(QUESTION), [bare], estimate_tokens, 4096, 256)
     assert "发文单位" not in p2.user and "标题" not in p2.user and "正文：一、总体情况：\n营口市补贴2000元。\n</passage>" in p2.user
-    comp = build_prompt(Query("哪些城市举办了对接活动?", comparative=True), hits, estimate_tokens, 4096, 256)
+    comp = build_prompt(Query("哪些城市举办了对接活动?", kind="comparative"), hits, estimate_tokens, 4096, 256)
     assert "沈阳市: ……[1]" in comp.user
 
 

@@ -1,0 +1,244 @@
+"""Question analysis, done once: `analyze(question, lexicon) -> QuestionPlan`.
+
+The plan says what kind of question it is (fact, section, comparative, meta), what each part of it asks
+(key terms, head nouns, the kind of figure, maxima, dates, ordinals, districts, quoted names), the place and
+year filters and the language. The retriever, the answerer, the LLM path and follow-up rewriting read it;
+none of them parses the question again.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Protocol
+
+from .places import _AMBIGUOUS_SHORT, find_places, normalise_place
+from .textproc import (
+    QUESTION_STOP,
+    asks_for_section,
+    asks_number,
+    cn_numbers_to_digits,
+    domain_terms,
+    equivalents,
+    expand_english,
+    find_synonyms,
+    normalise,
+    quoted_phrases,
+    to_simplified,
+    tokenize,
+    unit_kind,
+)
+from .types import PlanPart, QuestionPlan
+
+MAX_QUERY_CHARS = 2000  # the CLI and the chat refuse longer questions; other callers get them cut here
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+COMPARATIVE = re.compile(
+    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|文件|复函|部门|单位)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|分别(是|有)|异同|"
+    r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
+    re.I,
+)
+_YEAR_FILTER = re.compile(r"((?:19|20)\d{2})\s*年(?:的|度)?(?:答复|回复|建议|提案|文件)")
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+_YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
+_MONTH = re.compile(r"(?<![\d年])(?:\d{1,2}\s*[-—~至到]\s*)?(\d{1,2})\s*月|(?<=年)(\d{1,2})\s*月")
+_ORDINAL = re.compile(r"第[一二三四五六七八九十\d]+[批届版期]")
+# a district or county named in the question (黄埔区); the gazetteer stops at county-level cities
+_DISTRICT = re.compile(r"([\u4e00-\u9fff]{2})(?:区|县)(?![\u4e00-\u9fff]?(?:企业|内|外|域))")
+# 专区, 厂区, 园区…: a common word ending in 区 is no district (its first character before 区); 津市区, 辽宁省县…
+_COMMON_QU = set("专社景学营禁误盲雷展城园片湾港山郊老辖市地新街厂矿林牧灾赛校住小分特试警战库疫省")
+_NOT_A_DISTRICT = {"自贸", "园区", "城区", "地区", "市区", "辖区", "社区", "开发", "新区", "示范", "试验", "集聚", "功能", "合作", "港区", "景区", "片区", "湾区", "老区", "山区", "郊区", "全区", "各区", "本区", "该区", "城乡"}
+_KIND_ASKED = re.compile(r"(?:什么|哪些|何种|哪种|哪类)(奖励|补贴|补助|优惠|资助|待遇|奖补|补偿)")
+# what a figure is asked for: a maximum (最高可补贴多少), a rate per unit (每家/每人/每月)
+QUALIFIERS_ASKED = {
+    "maximum": re.compile(r"最高|最多|上限|封顶|at most|maximum", re.I),
+    "per_unit": re.compile(r"每(家|户|个|人|名|位|年|月|季度|次|项)|per (company|enterprise|person|year|month)|\beach\b", re.I),
+}
+QWORD = re.compile(r"多少|几|哪|什么|何|是否|怎样|如何|谁|how|what|which|when|who", re.I)
+_GENERIC_HEAD = set(
+    """每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准
+    情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将
+    拿到 得到 享受 取得 收到 完成 实现 办理 申请 申报 部分 方面 方式 办法 机构 单位 部门""".split()
+)
+# questions about the reply itself (who it answers, its numbers, its date): answered from DocMeta and its lines
+META_INTENTS: dict[str, re.Pattern[str]] = {
+    "addressee": re.compile(
+        r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪几位|哪些人)提出|addressed to|"
+        r"which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I),
+    "number": re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)", re.I),
+    "doc_number": re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)", re.I),
+    "date": re.compile(
+        r"落款|答复日期|哪天(答复|发布)|落款日期|签发|何时(答复|发布|回复)|什么时候(答复|发布|回复|印发|公布|作出|做出)|(答复|回复|复函)[^?？，,]{0,6}(什么时候|何时|哪天|哪一天|日期|时间)(?!.{0,6}(多少|几))|"
+        r"date of the reply|when (was|did) (the|this) (reply|response|answer)|when was it (issued|published|replied)", re.I),
+    "issuer": re.compile(r"(哪个|哪一个|什么)(部门|单位|机关)(答复|回复|作出|办理)|由(谁|哪个部门|哪个单位)(答复|回复|办理)|(答复|回复)(部门|单位|机关)是|which (department|agency|office|bureau) (replied|answered|issued)", re.I),
+}
+
+
+class Lexicon(Protocol):
+    """What analysis needs to know about the index: the places it has replies for."""
+
+    def cities(self) -> list[str]: ...
+
+
+def clean_question(text: str) -> str:
+    """The question without control characters or lone surrogates (the embedder cannot encode them),
+    at most MAX_QUERY_CHARS long (the embedder's time grows with the length)."""
+    return _UNSAFE.sub(" ", text or "")[:MAX_QUERY_CHARS]
+
+
+def is_district(name: str) -> bool:
+    """Is the name before 区/县 (黄埔 of 黄埔区) a district's, not part of a common word (专区, 自贸区, 市区)?"""
+    return name not in _NOT_A_DISTRICT and name[-1] not in _COMMON_QU
+
+
+def _base(city: str) -> str:
+    """An indexed place as a name: 秭归县(湖北宜昌) -> 秭归县."""
+    return re.split(r"[(（]", city, maxsplit=1)[0].strip()
+
+
+def place_filter(question: str, indexed: set[str]) -> tuple[list[str], list[str]]:
+    """(the indexed places the question names, the places it names that have no reply).
+
+    A gazetteer place matches the indexed places of that name or inside it (威海市 -> 威海市环翠区); an indexed
+    place below the gazetteer's level (环翠区, 秭归县) matches by its own name or its name without 区/县/市."""
+    known: list[str] = []
+    unknown: list[str] = []
+    for full in dict.fromkeys(full for full, _, _ in find_places(question)):
+        inside = sorted(c for c in indexed if c == full or _base(c).startswith(full))
+        (known.extend(inside) if inside else unknown.append(full))
+    for c in sorted(indexed):
+        base = _base(c)
+        short = re.sub(r"(市|县|区|旗)$", "", base)
+        if base in question or (len(short) >= 2 and short != base and short not in _AMBIGUOUS_SHORT and short in question):
+            known.append(c)
+    known = list(dict.fromkeys(known))
+    return known, ([] if known else unknown)
+
+
+def question_parts(question: str) -> list[str]:
+    """'…发布了多少融资需求?累计放款多少?' -> two parts, each with its own question word."""
+    pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))|,?\s+and\s+(?=(?:to\s+|for\s+|in\s+)?(?:how|what|which|when|who)\b)", question, flags=re.I) if p and p.strip()]
+    parts = [p for p in pieces if QWORD.search(p)]
+    return parts if len(parts) >= 2 else [question]
+
+
+@lru_cache(maxsize=512)
+def head_terms(part: str) -> tuple[str, ...]:
+    """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
+    m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
+    if not m:
+        return ()
+    unit = re.match(r"(?:[个家户人名位项次场条批期套笔张台辆所份种件]|人次)", part[m.end():])  # 多少人去参加: 人 is the unit
+    after = re.match(r"[\u4e00-\u9fff]{0,6}", part[m.end() + (unit.end() if unit else 0):]).group(0)
+    before = re.search(r"[\u4e00-\u9fff]{0,4}$", part[: m.start()]).group(0)
+
+    def words(window: str) -> list[str]:  # a thesaurus phrase stays whole (利息补贴, not 利息 + 补贴)
+        phrases = [p for p, _ in find_synonyms(window)]
+        toks = [t for t in tokenize(window, for_search=False) if not any(t != p and t in p for p in phrases)]
+        toks += [p for p in phrases if p not in toks]
+        toks.sort(key=lambda t: window.find(t))
+        places = {window[a:b] for _, a, b in find_places(window)}  # 湖南有多少家: the place is a filter, not a head
+        return [t for t in toks if t not in _GENERIC_HEAD and t not in QUESTION_STOP and t not in places and len(t) >= 2 and not QWORD.search(t)]
+
+    if after and unit:  # 多少人下沉蹲点 / 多少家企业授信: after the unit comes what they did, told by its last word
+        return tuple(words(after)[-1:])
+    if after:  # 多少购房补贴: the words after it; 多少企业: a generic word, nothing to check
+        return tuple(words(after)[:2])
+    return tuple(words(before)[-1:])  # …奖励多少 / 注册资本是多少: the word before it
+
+
+def _named_concepts(terms: list[str], part: str) -> list[str]:
+    """The domain dictionary's names (首贷户, 创新型中小企业…) among the key terms of `part`, longest only."""
+    low = normalise(part).lower()
+    names = [t for t in terms if t in domain_terms() and t in low]
+    return [t for t in names if not any(t != o and t in o for o in names)]
+
+
+def meta_intents(question: str) -> list[str]:
+    """Which facts about the reply itself the question asks (addressee, number, doc_number, date, issuer).
+    《…办法》的文号 asks about another document; 《关于…的提案》的编号 about the reply's own proposal."""
+    titles = re.findall(r"《([^》]*)》", question)
+    if titles and not all(re.search(r"(建议|提案|议案)$", t) for t in titles):
+        return []
+    return [name for name, rx in META_INTENTS.items() if rx.search(question)]
+
+
+def _key_terms(topic: str) -> tuple[list[str], dict[str, tuple[str, ...]], str]:
+    terms = tokenize(topic, for_search=True)
+    # everyday words with a thesaurus entry become one term each (头一回, not 一回); the documents' wording
+    # of them goes to BM25 and counts as the word in passages
+    phrases = [(p, g) for p, g in find_synonyms(topic) if p not in QUESTION_STOP]
+    colloquial = [p for p, g in phrases if p != g[0]]
+    terms = [t for t in terms if not any(t != p and t in p for p in colloquial)] + [p for p, _ in phrases]
+    terms = [t for t in dict.fromkeys(terms) if t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t)]
+    alts = {t: e for t in terms if len(e := equivalents(t)) > 1}
+    digits = cn_numbers_to_digits(topic)
+    official = " ".join(dict.fromkeys([g[0] for p, g in phrases if p != g[0]] + ([digits] if digits != topic else [])))
+    return terms, alts, official
+
+
+def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
+    """The plan of one asked thing; its own terms count twice, the rest of the question once (a later part
+    leaves its subject to the first one: …服务平台为多少家企业授信?授信金额是多少?)."""
+    if part == plan.text:
+        terms = list(plan.terms)
+    else:
+        low = normalise(f"{part} {expand_english(part)}").lower()
+        terms = [t for t in plan.terms if t in low] + plan.terms
+    asked = re.sub(r"《[^》]*》", "", part)  # 《上海市2013-2015年…办法》 is a name, not the year asked about
+    english = not re.search(r"[\u4e00-\u9fff]", part)
+    number = asks_number(part)
+    return PlanPart(
+        text=part,
+        terms=terms,
+        alts=plan.alts,
+        heads=list(head_terms(part)),
+        asks_number=number,
+        unit=unit_kind(part) if number else "",
+        qualifiers=[name for name, rx in QUALIFIERS_ASKED.items() if rx.search(part)],
+        years=_YEAR.findall(asked),
+        years_en=_YEAR_EN.findall(asked) if english else [],
+        months=[int(a or b) for a, b in _MONTH.findall(asked)],
+        ordinals=_ORDINAL.findall(asked),
+        districts=[d for d in _DISTRICT.findall(asked) if is_district(d)],
+        quoted=quoted_phrases(part),
+        kinds=_KIND_ASKED.findall(part),
+        concepts=_named_concepts(plan.terms, part),
+        english=english,
+    )
+
+
+def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, years: list[str] | None = None) -> QuestionPlan:
+    """The question's plan. Traditional characters are read as simplified (a question in either finds both)."""
+    text = clean_question(question).strip()
+    simple = to_simplified(text)
+    plan = QuestionPlan(text=text)
+    plan.language = "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+    indexed = set(lexicon.cities())
+    if cities:
+        plan.cities = [normalise_place(c) for c in cities]
+    else:
+        plan.cities, plan.unknown_places = place_filter(simple, indexed)
+    plan.years = [str(y) for y in years] if years else list(dict.fromkeys(_YEAR_FILTER.findall(simple)))
+    plan.expansion = expand_english(simple)
+    topic = f"{simple} {plan.expansion}".strip()
+    for _, a, b in sorted(find_places(topic), key=lambda x: -x[1]):  # place names are filters, not topic words
+        topic = topic[:a] + " " + topic[b:]
+    for c in plan.cities:  # and so are the indexed places below the gazetteer's level (秭归县, 环翠区)
+        base = _base(c)
+        for name in (base, re.sub(r"(市|县|区|旗)$", "", base)):
+            if len(name) >= 2:
+                topic = topic.replace(name, " ")
+    plan.terms, plan.alts, plan.official = _key_terms(topic)
+    if simple != text:
+        plan.official = f"{plan.official} {simple}".strip()
+    plan.meta = meta_intents(simple)
+    if COMPARATIVE.search(simple):
+        plan.kind = "comparative"
+    elif plan.meta:
+        plan.kind = "meta"
+    elif asks_for_section(simple):
+        plan.kind = "section"
+    work = plan if simple == text else QuestionPlan(text=simple, terms=plan.terms, alts=plan.alts)
+    plan.parts = [analyze_part(p, work) for p in question_parts(simple)]
+    plan.whole = plan.parts[0] if len(plan.parts) == 1 else analyze_part(simple, work)
+    return plan

@@ -1,0 +1,94 @@
+"""rag.checks: each named check, table-driven on made-up passages (no index, no embedder)."""
+from __future__ import annotations
+
+import pytest
+
+from rag.checks import CHECKS, Candidate, CheckContext, run_checks
+from rag.config import AnswerConfig
+from rag.plan import analyze
+from rag.types import Chunk, Hit
+
+
+class _Lex:
+    def cities(self):
+        return ["营口市", "沈阳市", "天津市", "辽宁省"]
+
+
+def _cand(sentence: str, passage: str | None = None, date: str = "2024-05-20", coverage: float = 1.0, dense: float = 0.0) -> Candidate:
+    chunk = Chunk(chunk_id="d#0", doc_id="d", ordinal=0, text=passage or sentence, section_path=["一、"], city="营口市", date=date)
+    hit = Hit(chunk=chunk, score=1.0, rank=1, dense=dense)
+    import re
+
+    return Candidate(sentence, hit, 1.0, coverage, bool(re.search(r"\d", sentence)), 0)
+
+
+def _finding(check: str, question: str, sentence: str, passage: str | None = None, **kw):
+    plan = analyze(question, _Lex())
+    part = plan.parts[0]
+    ctx = CheckContext(AnswerConfig(), known=lambda w: True, no_terms=not plan.terms, latin=False)
+    return CHECKS[check](part, _cand(sentence, passage, **kw), ctx)
+
+
+CASES = [
+    # check, question, sentence, passage (None = the sentence), passes?
+    ("unit", "沈阳市累计增加首贷户多少户?", "累计增加首贷户1200户。", None, True),
+    ("unit", "沈阳市累计增加首贷户多少户?", "累计发放首贷资金12亿元。", None, False),
+    ("unit", "营口对博士每月补贴多少钱?", "博士每月补贴2000元。", None, True),
+    ("unit", "营口对博士每月补贴多少钱?", "博士每月补贴按规定执行。", None, False),
+    ("unit", "贷款贴息比例是多少?", "按贷款利息的50%给予贴息。", None, True),
+    ("unit", "贷款贴息比例是多少?", "按比例给予贴息。", None, False),
+    ("unit", "答复是何时作出的?", "2024年5月20日", None, True),
+    ("not_date", "天津市2021年的GDP是多少?", "2021年3月22日", None, False),
+    ("not_date", "天津市2021年的GDP是多少?", "2021年全市生产总值15695亿元。", None, True),
+    ("not_date", "答复是何时作出的?", "2024年5月20日", None, True),  # a date asked: does not apply
+    ("year", "2023年新增专精特新企业多少家?", "2023年新增专精特新企业120家。", None, True),
+    ("year", "2023年新增专精特新企业多少家?", "2022年新增专精特新企业100家。", None, False),
+    ("year", "2024年新增专精特新企业多少家?", "今年新增专精特新企业120家。", None, True),  # reply dated 2024
+    ("year", "2023年新增专精特新企业多少家?", "去年新增专精特新企业90家。", None, True),
+    ("month", "今年3月新增贷款多少?", "3月新增贷款5亿元。", None, True),
+    ("month", "今年3月新增贷款多少?", "1月新增贷款5亿元。", None, False),
+    ("ordinal", "第二批名录有多少家企业?", "第一批名录共30家企业。", None, False),
+    ("ordinal", "第二批名录有多少家企业?", "第二批名录共45家企业。", None, True),
+    ("district", "黄埔区的配套奖励是多少?", "市级奖励50万元。", None, False),
+    ("district", "黄埔区的配套奖励是多少?", "黄埔区给予配套奖励50万元。", None, True),
+    ("kind", "对新上市企业有什么奖励?", "给予一次性补助200万元。", None, False),
+    ("kind", "对新上市企业有什么奖励?", "给予一次性奖励200万元。", None, True),
+    ("qualifier", "每家企业最高补贴多少?", "安排补贴资金3000万元。", None, False),
+    ("qualifier", "每家企业最高补贴多少?", "每家企业补贴最高不超过50万元。", None, True),
+    ("quoted", "“金小二”服务了多少家企业?", "已服务企业300家。", "“三贷中心”已服务企业300家。", False),
+    ("quoted", "“金小二”服务了多少家企业?", "“金小二”已服务企业300家。", None, True),
+    ("head", "发放了多少购房补贴?", "发放人才奖励300万元。", None, False),
+    ("head", "发放了多少购房补贴?", "发放购房补贴300万元。", None, True),
+    ("concept", "认定创新型中小企业多少家?", "认定专精特新中小企业200家。", None, False),
+    ("concept", "认定创新型中小企业多少家?", "认定创新型中小企业500家。", None, True),
+]
+
+
+@pytest.mark.parametrize("check,question,sentence,passage,ok", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_check_table(check, question, sentence, passage, ok):
+    f = _finding(check, question, sentence, passage)
+    assert f.check == check
+    assert f.ok is ok, f.reason
+    if not ok:
+        assert f.reason, "a failed finding says why"
+
+
+def test_checks_that_do_not_apply_pass():
+    f = _finding("district", "营口对博士每月补贴多少钱?", "博士每月补贴2000元。")
+    assert f.ok and not f.applies
+
+
+def test_coverage_check_uses_the_config():
+    plan = analyze("营口对博士每月补贴多少钱?", _Lex())
+    ctx = CheckContext(AnswerConfig(min_coverage_figure=0.5), known=None)
+    low = _cand("博士每月补贴2000元。", coverage=0.3)
+    assert not CHECKS["coverage"](plan.parts[0], low, ctx).ok
+    ctx2 = CheckContext(AnswerConfig(min_coverage_figure=0.2), known=None)
+    assert CHECKS["coverage"](plan.parts[0], low, ctx2).ok
+
+
+def test_run_checks_skips_disabled():
+    plan = analyze("沈阳市累计增加首贷户多少户?", _Lex())
+    ctx = CheckContext(AnswerConfig(), known=None)
+    names = [f.check for f in run_checks(plan.parts[0], _cand("累计发放12亿元。"), ctx, frozenset({"unit"}))]
+    assert "unit" not in names and "coverage" in names

@@ -1,0 +1,76 @@
+"""rag.plan: the question plan, computed once (no index, no embedder)."""
+from __future__ import annotations
+
+from rag.plan import analyze, meta_intents
+from rag.textproc import normalise, to_simplified, tokenize
+
+
+class _Lex:
+    def cities(self):
+        return ["营口市", "沈阳市", "天津市", "辽宁省", "秭归县"]
+
+
+def test_fact_plan_with_unit_and_qualifier():
+    p = analyze("营口市对博士每月最高补贴多少钱?", _Lex())
+    assert p.kind == "fact" and p.language == "zh"
+    assert p.cities == ["营口市"]
+    part = p.parts[0]
+    assert part.asks_number and part.unit == "money"
+    assert set(part.qualifiers) == {"maximum", "per_unit"}
+    assert "营口" not in " ".join(p.terms)  # the place is a filter, not a key term
+
+
+def test_two_parts_and_their_terms():
+    p = analyze("沈阳市服务平台为多少家企业授信?授信金额是多少?", _Lex())
+    assert len(p.parts) == 2
+    assert p.parts[0].unit == "count:家户" and p.parts[1].unit == "money"
+    assert p.whole is not None and p.whole.text == p.text
+
+
+def test_kinds():
+    lex = _Lex()
+    assert analyze("哪些城市对首贷户给予贴息?", lex).kind == "comparative"
+    assert analyze("沈阳在拓展融资渠道方面做了哪些工作?", lex).kind == "section"
+    assert analyze("辽宁省的答复是什么时候发布的?", lex).kind == "meta"
+    assert analyze("这份答复是哪位代表提出的建议?", lex).meta == ["addressee"]
+
+
+def test_meta_intents_are_not_other_documents():
+    assert meta_intents("《中小企业促进办法》的文号是什么?") == []
+    assert "number" in meta_intents("《关于支持中小企业发展的建议》的编号是多少?")
+
+
+def test_dates_ordinals_districts_quotes():
+    p = analyze("2023年第二批“专精特新”企业中黄埔区有多少家?3月新增多少家?", _Lex())
+    a = p.parts[0]
+    assert a.years == ["2023"] and a.ordinals == ["第二批"] and a.districts == ["黄埔"] and a.quoted == ["专精特新"]
+    assert p.parts[1].months == [3]
+
+
+def test_year_inside_a_title_is_no_year_asked():
+    p = analyze("《上海市2013-2015年促进办法》规定的补贴上限是多少?", _Lex())
+    assert p.parts[0].years == []
+
+
+def test_unknown_place_and_english():
+    p = analyze("拉萨市对首贷户贴息多少?", _Lex())
+    assert p.unknown_places == ["拉萨市"] and not p.cities
+    e = analyze("How much monthly living allowance does Yingkou give to doctoral graduates?", _Lex())
+    assert e.language == "en" and e.cities == ["营口市"] and e.expansion
+
+
+def test_traditional_question_reads_as_simplified():
+    assert to_simplified("對中小企業的貸款貼息") == "对中小企业的贷款贴息"
+    p = analyze("秭歸縣對中小企業的貸款貼息是多少?", _Lex())
+    assert p.cities == ["秭归县"]
+    assert any("贴息" in t for t in p.terms) and not any("秭归" in t for t in p.terms)
+    assert tokenize("專精特新企業") == tokenize("专精特新企业")
+    assert normalise("貸款 貼息") == "贷款贴息"
+
+
+def test_plan_is_json():
+    import json
+
+    d = analyze("营口市对博士每月补贴多少?", _Lex()).to_dict()
+    json.dumps(d, ensure_ascii=False)
+    assert d["parts"][0]["unit"] == "money" or d["parts"][0]["asks_number"]
