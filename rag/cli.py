@@ -361,12 +361,13 @@ def eval_cmd(
 @app.command()
 def train(
     gold: Optional[list[Path]] = typer.Option(None, "--gold", help="Gold sets to train on (default: the development sets in data/gold)."),
-    out: Path = typer.Option(Path("rag/data/decider.json"), "--out", help="Where the model (JSON) is written."),
+    out: Path = typer.Option(Path("rag/data/decider.json"), "--out", help="Where the answer decision (JSON) is written."),
+    ranker_out: Path = typer.Option(Path("rag/data/ranker.json"), "--ranker-out", help="Where the learned ranking (JSON) is written."),
     index: Optional[str] = typer.Option(None, "--index", help="Index directory (must hold every document the gold sets cite)."),
     c: Optional[float] = typer.Option(None, "--C", help="Inverse regularisation strength of the logistic regression (default [answer] train_c)."),
     folds: int = typer.Option(5, "--folds", min=2, max=20, help="Held-out-place folds reported before the final fit."),
 ) -> None:
-    """Fit the learned answer decision on gold sets (scikit-learn), validated with places held out."""
+    """Fit the learned ranking and answer decision on gold sets (scikit-learn), validated with places held out."""
 
     def body():
         from .evaluate import GoldError
@@ -382,7 +383,7 @@ def train(
         settings = _settings(index)
         with err.status("collecting candidates and fitting…"):
             try:
-                info = fit_model(settings, paths, out, c=c if c is not None else settings.answer.train_c, n_folds=folds)
+                info = fit_model(settings, paths, out, c=c if c is not None else settings.answer.train_c, n_folds=folds, ranker_out=ranker_out)
             except GoldError as e:
                 raise UserError(str(e)) from e
         console.print(f"{info['examples']} candidates ({info['positives']} positive) from {info['questions']} questions → {escape(str(out))}")

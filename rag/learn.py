@@ -21,6 +21,7 @@ from .checks import run_checks
 from .decide import FEATURES, Decider, Example, features, fit, question_outcomes
 from .evaluate import GoldItem, QuestionResult, aggregate, load_gold, score_question
 from .pipeline import Pipeline
+from .retriever import Retriever
 from .textproc import normalise
 from .types import Hit, QuestionPlan
 
@@ -45,13 +46,22 @@ def _group(pipe: Pipeline, item: GoldItem) -> str:
     return "unanswerable-" + str(int(hashlib.sha1(item.id.encode()).hexdigest(), 16) % 7)
 
 
-def prepare(pipe: Pipeline, gold: list[GoldItem], k: int = 10, mode: str = "hybrid") -> list[Prepared]:
+def prepare(pipe: Pipeline, gold: list[GoldItem], k: int = 10, mode: str = "hybrid", rank_rows: list | None = None) -> list[Prepared]:
+    """Plans and passages of gold questions; with `rank_rows`, also every fused candidate's ranking features
+    and whether it holds the question's evidence (the learned ranking's training rows)."""
     out = []
     with pipe.retriever.pinned():
+        gen = pipe.retriever.generation()
+        text = {c.chunk_id: normalise(c.text) for c in gen.chunks} if rank_rows is not None else {}
         for item in gold:
             t = time.perf_counter()
-            res = pipe.retriever.search(item.question, k=k, mode=mode)
-            out.append(Prepared(item, _group(pipe, item), res.query, res.hits, (time.perf_counter() - t) * 1000))
+            res = pipe.retriever.search(item.question, k=k, mode=mode, with_features=rank_rows is not None)
+            p = Prepared(item, _group(pipe, item), res.query, res.hits, (time.perf_counter() - t) * 1000)
+            out.append(p)
+            if rank_rows is not None and item.answerable and item.evidence:
+                ev = [normalise(e) for e in item.evidence]
+                for cid, f in res.rank_features.items():
+                    rank_rows.append((item.id, p.group, f, int(any(e in text[cid] for e in ev))))
     return out
 
 
@@ -125,45 +135,61 @@ def _spread(values: list[float]) -> dict[str, float]:
             "sd": round(statistics.pstdev(values), 4)}
 
 
-def run_folds(settings, gold_paths: list[str | Path], n_folds: int = 5, k: int = 10, c: float = 1.0, progress=None) -> dict:
-    """Document-held-out folds: per fold, the decision is fitted on the other folds' places and the held-out
-    place's questions are answered end to end; the rules and BM25-only retrieval (with the same fold's model)
-    run in the same loop."""
-    pipe = Pipeline(settings.with_overrides(**{"answer.decision": "rules"}))
+def run_folds(settings, gold_paths: list[str | Path], n_folds: int = 5, k: int = 10, c: float = 0.1, progress=None) -> dict:
+    """Document-held-out folds: per fold, the ranking and the decision are fitted on the other folds' places and
+    the held-out places' questions are answered end to end. In the same loop: the hand-set system (coverage
+    ranking, every check must pass) and BM25-only retrieval with the fold's decision."""
+    from .rank import fit_ranker
+
+    base = settings.with_overrides(**{"answer.decision": "rules", "retrieval.ranking": "coverage"})
+    pipe = Pipeline(base)
     gold = [g for path in gold_paths for g in load_gold(path)]
-    hybrid = prepare(pipe, gold, k=k)
+    rows: list = []
+    coverage = prepare(pipe, gold, k=k, rank_rows=rows)
     bm25 = prepare(pipe, gold, k=k, mode="bm25")
-    if progress:
-        progress()
-    folds = fold_of([p.group for p in hybrid], n_folds)
-    ex_h = examples(pipe, hybrid)
-    group_of = {p.item.id: p.group for p in hybrid}
+    folds = fold_of([p.group for p in coverage], n_folds)
+    ex = examples(pipe, coverage)
+    group_of = {p.item.id: p.group for p in coverage}
+    learned = settings.with_overrides(**{"answer.decision": "learned", "retrieval.ranking": "learned"})
+    learned_pipe = Pipeline(learned, retriever=Retriever(learned, embedder=pipe.retriever.embedder))
     table = []
     for f in range(n_folds):
-        test_ids = {p.item.id for p in hybrid if folds[p.group] == f}
-        train = [e for e in ex_h if folds[group_of[e.qid]] != f]
-        model = fit(train, c=c)
-        sel_h = [p for p in hybrid if p.item.id in test_ids]
+        test_ids = {p.item.id for p in coverage if folds[p.group] == f}
+        model = fit([e for e in ex if folds[group_of[e.qid]] != f], c=c)
+        learned_pipe.retriever._ranker = fit_ranker([(q, feats, lab) for q, g, feats, lab in rows if folds[g] != f])
+        test = [p.item for p in coverage if p.item.id in test_ids]
+        sel_l = prepare(learned_pipe, test, k=k)
+        sel_c = [p for p in coverage if p.item.id in test_ids]
         sel_b = [p for p in bm25 if p.item.id in test_ids]
         row = {
             "fold": f, "places": sorted(g for g, i in folds.items() if i == f and not g.startswith("unanswerable")),
-            "questions": len(sel_h), "threshold": round(model.threshold, 3),
-            "learned": aggregate(answer_all(pipe, sel_h, model, "learned")),
-            "rules": aggregate(answer_all(pipe, sel_h, None, "rules")),
+            "questions": len(sel_c), "threshold": round(model.threshold, 3),
+            "learned": aggregate(answer_all(learned_pipe, sel_l, model, "learned")),
+            "rules": aggregate(answer_all(pipe, sel_c, None, "rules")),
             "bm25_learned": aggregate(answer_all(pipe, sel_b, model, "learned")),
         }
         table.append(row)
         if progress:
             progress()
-    summary = {name: {m: _spread([r[name][m] for r in table]) for m in FOLD_METRICS} for name in ("learned", "rules", "bm25_learned")}
+    names = ("learned", "rules", "bm25_learned")
+    summary = {name: {m: _spread([r[name][m] for r in table]) for m in FOLD_METRICS} for name in names}
     return {"folds": table, "summary": summary, "settings": {"gold": [str(p) for p in gold_paths], "n_folds": n_folds, "k": k, "C": c}}
 
 
-def train(settings, gold_paths: list[str | Path], out: str | Path, k: int = 10, c: float = 1.0, n_folds: int = 5) -> dict:
-    """Fit the decision on every given gold set and write it; also report question-level held-out-place folds."""
-    pipe = Pipeline(settings.with_overrides(**{"answer.decision": "rules"}))
+def train(settings, gold_paths: list[str | Path], out: str | Path, k: int = 10, c: float = 0.1, n_folds: int = 5,
+          ranker_out: str | Path | None = None) -> dict:
+    """Fit the decision (and the ranking, to `ranker_out`) on every given gold set and write them; also report
+    question-level held-out-place folds of the decision."""
+    from .rank import fit_ranker
+
+    pipe = Pipeline(settings.with_overrides(**{"answer.decision": "rules", "retrieval.ranking": "coverage"}))
     gold = [g for path in gold_paths for g in load_gold(path)]
-    prepared = prepare(pipe, gold, k=k)
+    rows: list = []
+    prepared = prepare(pipe, gold, k=k, rank_rows=rows)
+    if ranker_out:
+        ranker = fit_ranker([(q, f, lab) for q, _, f, lab in rows])
+        ranker.info = {"trained_on": [str(p) for p in gold_paths], "rows": len(rows), "positives": sum(r[3] for r in rows)}
+        ranker.save(ranker_out)
     ex = examples(pipe, prepared)
     group_of = {p.item.id: p.group for p in prepared}
     folds = fold_of(list(group_of.values()), n_folds)

@@ -11,7 +11,7 @@ import os
 import threading
 from contextlib import contextmanager
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class SearchResult:
     hits: list[Hit]
     timings_ms: dict[str, float]
     generation: str = ""
+    rank_features: dict[str, dict[str, float]] = field(default_factory=dict)  # chunk id -> learned-ranking inputs
 
 
 class Retriever:
@@ -44,6 +45,7 @@ class Retriever:
         self._idf: dict[str, float] = {}  # per index generation
         self._idf_gen: str | None = None
         self._norm_cache: dict = {}
+        self._ranker = None
         self._lock = threading.Lock()
         self._local = threading.local()  # .gen: the generation pinned by the search running in this thread
         self._current_sig: tuple | None = None  # os.stat of CURRENT when it was last read
@@ -260,6 +262,7 @@ class Retriever:
         years: list[str] | None = None,
         mode: str = "hybrid",
         query: Query | None = None,
+        with_features: bool = False,
     ) -> SearchResult:
         with self.pinned():  # one generation for the whole search
             timings: dict[str, float] = {}
@@ -298,7 +301,14 @@ class Retriever:
                     src.setdefault(row, {})[name] = rank + 1
                     if name == "dense":
                         dense_sim[row] = score
-            if mode == "hybrid":
+            feats: dict[int, dict[str, float]] = {}
+            if mode == "hybrid" and (with_features or cfg.ranking == "learned"):
+                feats = self._rank_features(q, fused, dense, sparse)
+            if mode == "hybrid" and cfg.ranking == "learned":
+                # final ranking: the learned probability that the passage holds the answer (rag.rank)
+                ranker = self.ranker
+                scored = {row: ranker.probability(feats[row]) + 1e-6 * f for row, f in fused.items()}
+            elif mode == "hybrid":
                 # final ranking: fused rank plus how much of the question's key vocabulary the passage holds
                 scored = {row: f + cfg.coverage_weight * self.coverage_row(q, row) for row, f in fused.items()}
             else:
@@ -316,7 +326,46 @@ class Retriever:
             ]
             timings["fuse"] = (time.perf_counter() - t) * 1000
             timings["total"] = (time.perf_counter() - t0) * 1000
-            return SearchResult(q, hits, timings, gen.name)
+            return SearchResult(q, hits, timings, gen.name, {gen.chunks[r].chunk_id: f for r, f in feats.items()})
+
+    @property
+    def ranker(self):
+        if self._ranker is None:
+            from .rank import load_ranker
+
+            self._ranker = load_ranker(self.settings.retrieval.ranker or None)
+        return self._ranker
+
+    def _context_text(self, row: int) -> str:
+        """An indexed chunk's context (city, title, section headings), normalised once per generation."""
+        key = ("ctx", row)
+        t = self._norm_cache.get(key) if self._norm_cache.get("gen") == self.generation().name else None
+        if t is None:
+            self._row_text(row)  # resets the cache on a new generation
+            c = self.generation().chunks[row]
+            t = self._norm_cache[key] = normalise(" ".join([c.city, c.issuer, c.title, *c.section_path])).lower()
+        return t
+
+    def _rank_features(self, q: Query, fused: dict[int, float], dense: list[tuple[int, float]], sparse: list[tuple[int, float]]) -> dict[int, dict[str, float]]:
+        from .rank import rank_features
+
+        gen = self.generation()
+        d_rank = {row: i + 1 for i, (row, _) in enumerate(dense)}
+        d_sim = dict(dense)
+        b_rank = {row: i + 1 for i, (row, _) in enumerate(sparse)}
+        b_score = dict(sparse)
+        b_best = sparse[0][1] if sparse else 0.0
+        d_best = dense[0][1] if dense else 0.0
+        f_best = max(fused.values(), default=0.0)
+        out = {}
+        for row, f in fused.items():
+            c = gen.chunks[row]
+            out[row] = rank_features(
+                b_rank.get(row), b_score.get(row, 0.0), b_best, d_rank.get(row), d_sim.get(row, 0.0), d_best, f, f_best,
+                self.coverage_row(q, row), self._coverage_norm(q, self._context_text(row)), len(c.text),
+                bool(c.section_path) and c.section_path[0] == "前言",
+            )
+        return out
 
     def _per_document(self, order: list[int], scored: dict[int, float], q: Query, k: int) -> list[int]:
         """Comparative questions: the best passages of every document that has relevant evidence."""

@@ -3,6 +3,8 @@ paraphrases through the thesaurus, Chinese numerals, quoted names, years/months,
 whole sections. Real index of all 25 replies, real embedder; the questions are not from the gold sets."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rag.textproc import cn_numbers_to_digits, equivalents, find_synonyms, quoted_phrases, synonym_groups
@@ -129,3 +131,43 @@ def test_every_quote_is_word_for_word_from_its_passage(eval_pipeline):
         for c in a.citations:
             for piece in c.quote.split("\n"):
                 assert normalise(piece) in normalise(c.text), (question, piece)
+
+
+def test_no_amount_question_is_answered_with_only_a_date(eval_pipeline):
+    """Across every gold question: when a part asks an amount (not a date), every sentence quoted for the
+    answer states a figure that is not a date (2021年3月22日 is no GDP)."""
+    import json
+    import re
+
+    from conftest import REPO
+    from rag.checks import _DATE, NUMBER
+
+    questions = [json.loads(ln)["question"] for f in sorted((REPO / "data" / "gold").glob("*.jsonl")) for ln in f.open(encoding="utf-8") if ln.strip()]
+    questions.append("天津市2021年的GDP是多少?")
+    checked = 0
+    for question in questions:
+        a = eval_pipeline.ask(question)
+        if a.abstained or a.plan.kind != "fact" or len(a.plan.parts) != 1:
+            continue
+        part = a.plan.parts[0]
+        if not part.asks_number or part.unit == "date":
+            continue
+        checked += 1
+        for line in re.split(r"\[\d+\]", a.answer):
+            if line.strip():
+                assert NUMBER.search(_DATE.sub(" ", line)), (question, a.answer)
+    assert checked > 100
+
+
+def test_meta_question_answered_with_a_citation(eval_pipeline):
+    a = eval_pipeline.ask("辽宁省的答复是什么时候发布的?")
+    assert not a.abstained and a.citations and a.citations[0].doc_id == "liaoning", a.answer
+    assert re.search(r"20\d\d", a.answer)
+
+
+def test_ask_json_shows_plan_and_why(eval_pipeline):
+    d = eval_pipeline.ask("营口市对博士每月补贴多少?").to_dict()
+    assert d["plan"]["kind"] == "fact" and d["plan"]["parts"][0]["asks_number"]
+    assert d["why"] and d["why"][0]["decision"] == "answer" and "unit" in d["why"][0]["passed"]
+    r = eval_pipeline.ask("营口市对引进的博士研究生提供多少购房补贴?").to_dict()
+    assert r["abstained"] and r["why"][0]["decision"] == "refuse" and r["why"][0]["failed"]

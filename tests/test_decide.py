@@ -1,0 +1,66 @@
+"""rag.decide and rag.rank: the JSON linear models (no pickle), their features, fitting and thresholds."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rag.checks import Candidate
+from rag.decide import FEATURES, Decider, DeciderError, Example, best_threshold, features, fit, load_decider
+from rag.rank import RANK_FEATURES, load_ranker, rank_features
+from rag.types import Chunk, Finding, Hit, PlanPart
+
+
+def _cand(text="每月补贴2000元。", coverage=0.8, score=1.0):
+    hit = Hit(chunk=Chunk("d#0", "d", 0, text, ["一、"]), score=1.0, rank=1, sources={"bm25": 1, "dense": 2})
+    return Candidate(text, hit, score, coverage, True, 0)
+
+
+def test_features_cover_every_name_and_checks_fail_as_one():
+    part = PlanPart(text="补贴多少?", terms=["补贴"], asks_number=True, unit="money")
+    f = features(part, _cand(), 1.0, [Finding("unit", False, "x"), Finding("head", True)], 0.8)
+    assert set(f) <= set(FEATURES)
+    assert f["fail:unit"] == 1.0 and f["fail:head"] == 0.0
+    assert f["bm25_rr"] == 1.0 and f["dense_rr"] == 0.5 and f["matched_terms"] == 1.0
+
+
+def test_bundled_models_load_and_are_json():
+    for model, names in ((load_decider(), FEATURES), (load_ranker(), RANK_FEATURES)):
+        assert tuple(model.names) == tuple(names)
+        again = Decider.from_dict(json.loads(json.dumps(model.to_dict())))
+        x = {n: 0.5 for n in names}
+        assert again.probability(x) == pytest.approx(model.probability(x))
+        assert 0.0 < model.probability(x) < 1.0
+
+
+def test_a_bad_model_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text('{"kind": "logistic_regression", "features": ["a"], "mean": [0, 1], "scale": [1], "coef": [1], "intercept": 0, "threshold": 0.5}')
+    with pytest.raises(DeciderError, match="rag train"):
+        load_decider(p)
+    with pytest.raises(DeciderError):
+        load_decider(tmp_path / "missing.json")
+
+
+def test_fit_learns_a_separable_signal_and_a_threshold():
+    rng = np.random.default_rng(0)
+    ex = []
+    for i in range(200):
+        answerable = i % 4 != 0
+        for j in range(3):
+            good = answerable and j == 0
+            cov = float(rng.uniform(0.6, 1.0) if good else rng.uniform(0.0, 0.4))
+            ex.append(Example(f"q{i}", f"g{i % 5}", 0, {"coverage": cov, "score": cov}, int(good), answerable))
+    m = fit(ex, c=1.0, names=["coverage", "score"])
+    assert m.probability({"coverage": 0.9, "score": 0.9}) > 0.8 > m.probability({"coverage": 0.1, "score": 0.1})
+    t, floor = best_threshold(m, ex)
+    assert 0.05 <= t <= 0.95 and 0.0 <= floor <= 0.3
+    ok, p = m.accepts({"coverage": 0.95, "score": 0.95})
+    assert ok and p > m.threshold
+
+
+def test_rank_features_without_dense_are_bounded():
+    f = rank_features(1, 10.0, 10.0, None, 0.0, 0.9, 0.03, 0.03, 0.5, 0.7, 120, False)
+    assert set(f) == set(RANK_FEATURES)
+    assert f["in_dense"] == 0.0 and f["dense_rr"] == 0.0 and f["bm25_rel"] == 1.0
