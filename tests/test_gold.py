@@ -59,7 +59,7 @@ def _label(row):
 
 
 def test_documents_present():
-    assert len(DOCS) == 25, sorted(DOCS)
+    assert len(DOCS) == 62, sorted(DOCS)  # 5 bundled, 001-020, 101-137
 
 
 def test_size_and_type_coverage():
