@@ -143,9 +143,14 @@ class ExtractiveAnswerer:
         if plan.kind == "comparative":
             return self._comparative(plan, hits)
         if plan.kind == "meta":
-            meta = self._document_facts(plan, hits)
-            if meta is not None:
-                return meta
+            facts = self._document_facts(plan, hits)
+            if facts:
+                # the other parts (…是谁提出的?建议的主题是什么?) are answered from the passages
+                for part in (p for p in plan.parts if not p.meta and len(plan.parts) > 1):
+                    s = self._pick(plan, part, hits[:3])
+                    if s is not None and s.text not in {f.text for f in facts}:
+                        facts.append(s)
+                return self._compose([(None, facts)])
         sec = self._section(plan, hits)
         if sec is not None:
             return sec
@@ -163,11 +168,11 @@ class ExtractiveAnswerer:
         "issuer": (re.compile(r"^[\u4e00-\u9fff]{2,30}(局|厅|委员会|委|办公室|办|政府|部)$"),),
     }
 
-    def _document_facts(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
+    def _document_facts(self, plan: QuestionPlan, hits: list[Hit]) -> list[_Sent]:
         """Who the reply answers, its numbers, its date, who issued it: quoted from the reply's opening or closing
         lines, else stated from its DocMeta with a citation to the reply's first passage."""
         if self.section_chunks is None:
-            return None
+            return []
         doc_id = hits[0].chunk.doc_id
         chunks = self.section_chunks(doc_id, ["前言"]) + self.section_chunks(doc_id, ["结语"])
         meta = self.doc_meta(doc_id) if self.doc_meta else None
@@ -188,9 +193,7 @@ class ExtractiveAnswerer:
                 text = f"{label}(据答复的元数据):{value}"
                 picked.append(_Sent(text, hit, 1.0, 1.0, True, len(picked), pieces=("",)))
                 self._why.append({"decision": "answer", "route": "meta", "intent": intent, "sentence": text, "source": "DocMeta"})
-        if not picked:
-            return None
-        return self._compose([(None, picked)])
+        return picked
 
     # -------------------------------------------------------------- sentences
     def _sentences(self, part: PlanPart, hits: list[Hit]) -> list[_Sent]:
@@ -213,7 +216,7 @@ class ExtractiveAnswerer:
                     s = s.strip()
                     if len(normalise(s)) < 4:
                         continue
-                    s = _clauses_window(s, lambda t: self.coverage(part, t) + fits(t), cfg.clause_window)
+                    s = _clauses_window(s, lambda t: self.coverage(part, t) + fits(normalise(t)), cfg.clause_window)
                     cov = self.coverage(part, s)
                     # a short sentence that goes on from the one before (截至目前,已为3户企业授信1.59亿元。) is
                     # judged and quoted with it: alone it does not say what it is about
@@ -222,10 +225,11 @@ class ExtractiveAnswerer:
                         if joint >= cov + cfg.join_gain:
                             s, cov = prev + s, joint
                     prev = s if len(s) <= cfg.clause_window else ""
-                    has_num = bool(_NUMBER.search(s))
-                    score = cov + cfg.prior_weight * prior + (cfg.number_bonus if part.asks_number and has_num else 0.0) + fits(s)
-                    out.append(_Sent(s, hit, score, cov, has_num, order, near=bool(near and near.search(s)),
-                                     unit_fit=bool(unit and unit.search(s)), month_fit=bool(when and when.search(s))))
+                    said = normalise(s)  # patterns read simplified characters (400萬元 is 400万元)
+                    has_num = bool(_NUMBER.search(said))
+                    score = cov + cfg.prior_weight * prior + (cfg.number_bonus if part.asks_number and has_num else 0.0) + fits(said)
+                    out.append(_Sent(s, hit, score, cov, has_num, order, near=bool(near and near.search(said)),
+                                     unit_fit=bool(unit and unit.search(said)), month_fit=bool(when and when.search(said))))
                     order += 1
         return out
 

@@ -43,6 +43,14 @@ class Candidate:
     unit_fit: bool = False  # a figure of the kind asked
     month_fit: bool = False
 
+    @property
+    def said(self) -> str:
+        """The sentence as compared: NFKC, simplified characters (400萬元 -> 400万元), no whitespace."""
+        n = self.__dict__.get("_said")
+        if n is None:
+            n = self.__dict__["_said"] = normalise(self.text)
+        return n
+
 
 @dataclass
 class CheckContext:
@@ -124,7 +132,8 @@ def check_district(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """黄埔区的配套奖励 is not answered by the city's award."""
     if not part.districts:
         return _ok("district", False)
-    passage = ctx.passage(c)
+    ch = c.hit.chunk  # the reply of that district names it in its place or issuer, not in every passage
+    passage = ctx.passage(c) + normalise(f"{ch.city}{ch.issuer}{ch.title}")
     missing = [d for d in part.districts if d not in passage]
     return _fail("district", f"district {missing[0]} asked, the passage names another place") if missing else _ok("district")
 
@@ -204,7 +213,7 @@ def check_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     for i, term in enumerate(part.heads):
         if i == len(part.heads) - 1 and ctx.known is not None and not any(ctx.known(e) for e in equivalents(term)):
             continue
-        if not mentions(passage, term) and sum(ch in c.text for ch in term) * 2 <= len(term):
+        if not mentions(passage, term) and sum(ch in c.said for ch in term) * 2 <= len(term):
             return _fail("head", f"{term} asked, not in the passage")
     return _ok("head")
 
@@ -213,7 +222,7 @@ def check_qualifier(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """每家企业最高补贴多少: a total budget is no answer; the sentence states a maximum / a per-unit rate."""
     if not part.qualifiers:
         return _ok("qualifier", False)
-    missing = [q for q in part.qualifiers if not QUALIFIERS_STATED[q].search(c.text)]
+    missing = [q for q in part.qualifiers if not QUALIFIERS_STATED[q].search(c.said)]
     return _fail("qualifier", f"{missing[0]} asked, the sentence states none") if missing else _ok("qualifier")
 
 
@@ -224,7 +233,7 @@ def check_unit(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
         return _ok("unit", False)
     need = unit_pattern(part.unit)
     if need is not None:
-        return _ok("unit") if need.search(c.text) else _fail("unit", f"{part.unit} asked, the sentence states none")
+        return _ok("unit") if need.search(c.said) else _fail("unit", f"{part.unit} asked, the sentence states none")
     return _ok("unit") if c.has_number else _fail("unit", "a figure asked, the sentence states none")
 
 
@@ -233,7 +242,7 @@ def check_not_date(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     no GDP)."""
     if not part.asks_number or part.unit == "date":
         return _ok("not_date", False)
-    rest = _DATE.sub(" ", c.text)
+    rest = _DATE.sub(" ", c.said)
     return _ok("not_date") if NUMBER.search(rest) else _fail("not_date", "an amount asked, the sentence states only a date")
 
 

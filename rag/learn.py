@@ -75,7 +75,7 @@ def examples(pipe: Pipeline, prepared: list[Prepared]) -> list[Example]:
             if not hits or plan.unknown_places or plan.kind == "comparative":
                 continue
             ans._why = []
-            if plan.kind == "meta" and ans._document_facts(plan, hits) is not None:
+            if plan.kind == "meta" and ans._document_facts(plan, hits):
                 continue
             if ans._section(plan, hits) is not None:
                 continue

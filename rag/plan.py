@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from typing import Protocol
 
-from .places import _AMBIGUOUS_SHORT, find_places, normalise_place
+from .places import _AMBIGUOUS_SHORT, find_places, normalise_place, short_name
 from .textproc import (
     QUESTION_STOP,
     asks_for_section,
@@ -65,18 +65,21 @@ META_INTENTS: dict[str, re.Pattern[str]] = {
         r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪几位|哪些人)提出|addressed to|"
         r"which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I),
     "number": re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)", re.I),
-    "doc_number": re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)", re.I),
+    "doc_number": re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)|发文字号|发文号|document number", re.I),
     "date": re.compile(
-        r"落款|答复日期|哪天(答复|发布)|落款日期|签发|何时(答复|发布|回复)|什么时候(答复|发布|回复|印发|公布|作出|做出)|(答复|回复|复函)[^?？，,]{0,6}(什么时候|何时|哪天|哪一天|日期|时间)(?!.{0,6}(多少|几))|"
+        r"落款|答复日期|发文日期|生成日期|发布日期|成文日期|哪天(答复|发布|提交|提出)|落款日期|签发|何时(答复|发布|回复)|什么时候(答复|发布|回复|印发|公布|作出|做出)|(答复|回复|复函)[^?？，,]{0,6}(什么时候|何时|哪天|哪一天|日期|时间)(?!.{0,6}(多少|几))|"
         r"date of the reply|when (was|did) (the|this) (reply|response|answer)|when was it (issued|published|replied)", re.I),
     "issuer": re.compile(r"(哪个|哪一个|什么)(部门|单位|机关)(答复|回复|作出|办理)|由(谁|哪个部门|哪个单位)(答复|回复|办理)|(答复|回复)(部门|单位|机关)是|which (department|agency|office|bureau) (replied|answered|issued)", re.I),
 }
 
 
 class Lexicon(Protocol):
-    """What analysis needs to know about the index: the places it has replies for."""
+    """What analysis needs to know about the index: the places it has replies for, and whether its passages
+    use a word (a place without a reply of its own may still be written about: 宜宾 in 四川省's reply)."""
 
     def cities(self) -> list[str]: ...
+
+    def known(self, word: str) -> bool: ...
 
 
 def clean_question(text: str) -> str:
@@ -203,6 +206,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         quoted=quoted_phrases(part),
         kinds=_KIND_ASKED.findall(part),
         concepts=_named_concepts(plan.terms, part),
+        meta=meta_intents(part),
         english=english,
     )
 
@@ -217,7 +221,9 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     if cities:
         plan.cities = [normalise_place(c) for c in cities]
     else:
-        plan.cities, plan.unknown_places = place_filter(simple, indexed)
+        plan.cities, unknown = place_filter(simple, indexed)
+        known = getattr(lexicon, "known", None)
+        plan.unknown_places = [p for p in unknown if known is None or not (known(p) or known(short_name(p)))]
     plan.years = [str(y) for y in years] if years else list(dict.fromkeys(_YEAR_FILTER.findall(simple)))
     plan.expansion = expand_english(simple)
     topic = f"{simple} {plan.expansion}".strip()

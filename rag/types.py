@@ -129,6 +129,7 @@ class PlanPart:
     quoted: list[str] = field(default_factory=list)  # “企业家日”
     kinds: list[str] = field(default_factory=list)  # 有什么奖励 -> 奖励
     concepts: list[str] = field(default_factory=list)  # the field's named concepts (首贷户, 创新型中小企业)
+    meta: list[str] = field(default_factory=list)  # what this part asks about the reply itself (date, addressee…)
     english: bool = False
 
     def to_dict(self) -> dict[str, Any]:

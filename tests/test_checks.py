@@ -92,3 +92,18 @@ def test_run_checks_skips_disabled():
     ctx = CheckContext(AnswerConfig(), known=None)
     names = [f.check for f in run_checks(plan.parts[0], _cand("累计发放12亿元。"), ctx, frozenset({"unit"}))]
     assert "unit" not in names and "coverage" in names
+
+
+def test_district_named_by_the_reply_itself():
+    plan = analyze("莲都区形成了哪六大主要产业?", _Lex())
+    c = _cand("逐步形成了机械装备制造等六大主要产业。")
+    ctx = CheckContext(AnswerConfig(), known=None)
+    assert not CHECKS["district"](plan.parts[0], c, ctx).ok
+    c.hit.chunk.city = "丽水市莲都区"
+    assert CHECKS["district"](plan.parts[0], c, ctx).ok
+
+
+def test_traditional_sentence_states_the_unit():
+    plan = analyze("秭归县财政一次性奖励多少钱?", _Lex())
+    ctx = CheckContext(AnswerConfig(), known=None)
+    assert CHECKS["unit"](plan.parts[0], _cand("縣級財政給予400萬元的一次性獎勵補助"), ctx).ok
