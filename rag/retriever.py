@@ -13,6 +13,7 @@ import threading
 from contextlib import contextmanager
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,27 @@ def clean_question(text: str) -> str:
     """The question without control characters or lone surrogates (the embedder cannot encode them),
     at most MAX_QUERY_CHARS long (the embedder's time grows with the length)."""
     return _UNSAFE.sub(" ", text or "")[:MAX_QUERY_CHARS]
+
+
+def check_k(k: Any) -> int:
+    """`k` as a non-negative int: 3 and "3" are 3; 0 asks for nothing; anything else is a clear ValueError
+    (never a TypeError from deep inside the search)."""
+    if isinstance(k, bool):
+        raise ValueError(f"k must be a whole number of documents, got {k!r}")
+    if isinstance(k, str):
+        s = k.strip()
+        if not s.isdigit():
+            raise ValueError(f"k must be a whole number of documents, got {k!r}")
+        k = int(s)
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, np.integer):
+        k = int(k)
+    if not isinstance(k, int):
+        raise ValueError(f"k must be a whole number of documents, got {k!r}")
+    if k < 0:
+        raise ValueError(f"k must be 0 or more, got {k}")
+    return k
 
 
 @dataclass
@@ -346,9 +368,9 @@ class Retriever:
             gen = self.generation()
             timings["load"] = (time.perf_counter() - t0) * 1000
             cfg = self.settings.retrieval
-            k = k or cfg.k
+            k = cfg.k if k is None else check_k(k)
             q = query or self.analyze(question, cities, years)
-            if q.unknown_places and not q.cities:
+            if k == 0 or (q.unknown_places and not q.cities):
                 return SearchResult(q, [], timings, gen.name)
             allowed = self.allowed_rows(q)
             n_cand = max(cfg.candidates, k * 4)
@@ -461,7 +483,7 @@ class Retriever:
     def as_langchain(self, k: int | None = None):
         from .lc import RagLangChainRetriever
 
-        return RagLangChainRetriever(retriever=self, k=k or self.settings.retrieval.k)
+        return RagLangChainRetriever(retriever=self, k=self.settings.retrieval.k if k is None else check_k(k))
 
 
 __all__ = ["Retriever", "Query", "SearchResult", "IndexError_"]
