@@ -222,10 +222,10 @@ def docs(
     def body():
         from rich.table import Table
 
-        from .index import IndexStore
+        from .store import open_store
 
         settings = _settings(index)
-        gen = IndexStore(settings.index_dir).load()
+        gen = open_store(settings).load()
         counts: dict[str, int] = {}
         for c in gen.chunks:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
