@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip wheel setuptools
 	# torch first: a local CPU wheel of exactly this version exists; any other pulls CUDA.
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev,st,llm,app,eval]'
+	$(BIN)/pip install -e '.[dev,st,llm,app,eval,scale]'
 	touch $(STAMP)
 
 # Debian packages for browser tests: Chromium and a CJK font.
