@@ -193,7 +193,7 @@ def rows_xlsx(rows: list[dict]) -> bytes:
 # ---------------------------------------------------------------------- one chat message
 def _actions_html(turn: Turn, i: int) -> str:
     links = [
-        f'<a class="act" href="#act-copy-{i}" title="复制答案和参考来源（纯文本）· copy the answer and its references as text">📋 复制 Copy</a>',
+        f'<a class="act" href="#act-copy-{i}" title="复制答案和参考来源（纯文本）· copy the answer and its references as text">复制 Copy</a>',
         f'<a class="act" href="#act-md-{i}" title="下载这条答案（Markdown，含引用段落）· download this answer as Markdown">⬇ Markdown</a>',
     ]
     return '<div class="actions">' + " ".join(links) + "</div>"
@@ -204,7 +204,7 @@ def _hints_html(turn: Turn, i: int) -> str:
     for j, h in enumerate(turn.hints):
         act = ""
         if h.get("action") == "unfilter":
-            act = f' <a class="act act-strong" href="#act-unfilter-{i}">🔎 在全部答复中搜索 Search all replies</a>'
+            act = f' <a class="act act-strong" href="#act-unfilter-{i}">→ 在全部答复中搜索 Search all replies</a>'
         elif h.get("action") == "ask" and h.get("question"):
             act = f' <a class="act act-strong" href="#act-hint-{i}-{j}" title="{_e(h["question"])}">→ {_e(h["question"])}</a>'
         out.append(f'<div class="hint hint-{_e(h.get("kind", "info"))}">{_e(h.get("text", ""))}{act}</div>')
@@ -241,7 +241,7 @@ def render_answer(turn: Turn, i: int) -> str:
     parts = ['<div class="rag-msg">', head, _hints_html(turn, i)]
     if turn.stopped and not a:
         parts.append(f'<div class="answer-text">{_e(turn.partial).replace(chr(10), "<br>")}</div>')
-        parts.append('<div class="note stopped">⏹ 已停止 · stopped (the answer above is incomplete and unchecked)</div></div>')
+        parts.append('<div class="note stopped">■ 已停止 · stopped (the answer above is incomplete and unchecked)</div></div>')
         return "".join(parts)
     cits = a.get("citations") or []
     if a.get("abstained"):
@@ -395,7 +395,7 @@ def _answer_plain(turn: Turn) -> str:
     if turn.error:
         return f"⚠ {turn.error}"
     if not a:
-        return turn.partial + ("\n⏹ 已停止 · stopped" if turn.stopped else "")
+        return turn.partial + ("\n■ 已停止 · stopped" if turn.stopped else "")
     text = a.get("answer") or ""
     if a.get("abstained"):
         text = f"{NOT_FOUND_TAG}\n{text}"

@@ -327,9 +327,9 @@ def build_ui(settings: Settings) -> ChatUI:
         fb_st = gr.State({})
         gr.Markdown(
             "## 政府答复问答 · Cited answers from government replies on SMEs\n"
-            "答案只引用答复原文，每句后标注来源 [n]：悬停查看来源，点击在来源面板中显示（手机上点右下角 📚 来源）。"
+            "答案只引用答复原文，每句后标注来源 [n]：悬停查看来源，点击在来源面板中显示（手机上点右下角「来源」按钮）。"
             " Answers quote the replies; hover a marker [n] for its source, click it to show the passage in the sources panel"
-            " (on a phone: the 📚 button)."
+            " (on a phone: the Sources button)."
         )
         with gr.Tabs():
             with gr.Tab("问答 Chat", id="chat-tab"):
@@ -348,17 +348,18 @@ def build_ui(settings: Settings) -> ChatUI:
                                 elem_id="question", show_label=False, scale=5, lines=1, max_lines=4, autofocus=True,
                                 placeholder="例如：营口市对博士每月补贴多少?  (Enter 发送 / to send)",
                             )
-                            ask_btn = gr.Button("提问 Ask", variant="primary", scale=1, elem_id="ask-btn", min_width=80)
-                            stop_btn = gr.Button("⏹ 停止 Stop", variant="stop", scale=1, elem_id="stop-btn", min_width=80)
+                            ask_btn = gr.Button("提问 Ask", variant="primary", scale=1, elem_id="ask-btn", min_width=70)
+                            stop_btn = gr.Button("■ 停止 Stop", variant="stop", scale=1, elem_id="stop-btn", min_width=70, size="md")
                         with gr.Row(elem_id="turn-tools"):
-                            regen_btn = gr.Button("🔄 重新生成 Regenerate", size="sm", elem_id="regen-btn")
+                            regen_btn = gr.Button("↻ 重新生成 Regenerate", size="sm", elem_id="regen-btn")
                             edit_btn = gr.Button("✏ 修改上一问 Edit last", size="sm", elem_id="edit-btn")
                             new_btn = gr.Button("＋ 新对话 New chat", size="sm", elem_id="new-btn")
                             export_btn = gr.Button("⬇ 导出对话 Export (.md)", size="sm", elem_id="export-btn")
                         gr.Examples(EXAMPLES, inputs=[question], label="示例问题 Examples")
                         with gr.Group(visible=False, elem_id="cmp-group") as cmp_group:
                             cmp_title = gr.Markdown(elem_id="cmp-title")
-                            cmp_df = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str"] * 4, interactive=False, wrap=True, elem_id="cmp-table", max_height=420)
+                            cmp_df = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str"] * 4, interactive=False, wrap=True, elem_id="cmp-table", max_height=420,
+                                                  column_widths=["11%", "47%", "20%", "22%"])
                             with gr.Row():
                                 csv_btn = gr.DownloadButton("⬇ CSV", size="sm", elem_id="cmp-csv")
                                 xlsx_btn = gr.DownloadButton("⬇ XLSX", size="sm", elem_id="cmp-xlsx")
@@ -393,7 +394,7 @@ def build_ui(settings: Settings) -> ChatUI:
                 bridge = gr.HTML("", elem_id="cite-bridge", js_on_load=asset("app.js"), html_template="")
                 act_bridge = gr.HTML("", elem_id="act-bridge", js_on_load=asset("act_bridge.js"), html_template="")
                 clip = gr.HTML(render_store([]), elem_id="clip-store")
-                gr.HTML('<button class="drawer-btn" type="button">📚 来源 Sources</button>', elem_id="drawer-wrap")
+                gr.HTML('<button class="drawer-btn" type="button">☰ 来源 Sources</button>', elem_id="drawer-wrap")
             with gr.Tab("文档 Documents", id="docs-tab"):
                 docs_summary = gr.Markdown(elem_id="docs-summary")
                 docs_table = gr.Dataframe(

@@ -67,7 +67,7 @@ if (!window.__ragBound) {
       const name = m[1], turn = m[2], arg = m[3] || '';
       if (name === 'copy') {
         const text = store('textarea.clip-copy[data-turn="' + turn + '"]');
-        if (text !== null) window.__ragCopy(text).then(function () { flash(act, '✅ 已复制 copied'); });
+        if (text !== null) window.__ragCopy(text).then(function () { flash(act, '✓ 已复制 copied'); });
       } else if (name === 'md') {
         window.__ragDownload(store('textarea.clip-md[data-turn="' + turn + '"]'), 'answer-' + (parseInt(turn, 10) + 1) + '.md');
       } else if (window.__ragAct) {
