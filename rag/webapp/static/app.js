@@ -9,7 +9,11 @@ window.__ragCite = { props: props, trigger: trigger };
 if (!window.__ragBound) {
   window.__ragBound = true;
   const phone = function () { return window.matchMedia('(max-width: 820px)').matches; };
-  const drawer = function (open) { document.body.classList.toggle('rag-drawer-open', open); };
+  // the class goes on elements inside .contain: Gradio scopes the page's CSS under `.gradio-container .contain`
+  const drawer = function (open) {
+    window.__ragDrawerOpen = open;
+    document.querySelectorAll('#side-col, .drawer-btn').forEach(function (e) { e.classList.toggle('drawer-open', open); });
+  };
   window.__ragDrawer = drawer;
 
   const store = function (sel) {
@@ -51,7 +55,7 @@ if (!window.__ragBound) {
   document.addEventListener('click', function (ev) {
     const t = ev.target && ev.target.closest ? ev.target : null;
     if (!t) return;
-    if (t.closest('.drawer-btn')) { ev.preventDefault(); drawer(!document.body.classList.contains('rag-drawer-open')); return; }
+    if (t.closest('.drawer-btn')) { ev.preventDefault(); drawer(!window.__ragDrawerOpen); return; }
     const back = t.closest('a.back-to-answer');
     if (back) {
       ev.preventDefault(); drawer(false);
