@@ -7,6 +7,7 @@ it without side effects (the Gradio handlers call them and hand the result back 
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
@@ -14,6 +15,7 @@ from typing import Any
 
 MAX_CONVERSATIONS = 40  # the browser's storage holds about 5 MB; a turn with its passages is 5–20 kB
 MAX_TURNS_SAVED = 60
+MAX_STORE_BYTES = 2_000_000  # JSON; encrypted and base64-encoded it stays under the usual 5 MB quota
 
 
 @dataclass
@@ -108,8 +110,11 @@ def save_conv(store: Any, conv_id: str, turns: list[Turn]) -> dict[str, Any]:
     if not conv.get("renamed"):
         conv["title"] = title_of(done)
     conv["updated"] = time.strftime("%Y-%m-%d %H:%M")
-    s["convs"].sort(key=lambda c: c.get("updated", ""), reverse=True)
+    conv["ts"] = time.time()
+    s["convs"].sort(key=lambda c: c.get("ts", 0.0), reverse=True)
     s["convs"] = s["convs"][:MAX_CONVERSATIONS]
+    while len(s["convs"]) > 1 and len(json.dumps(s, ensure_ascii=False).encode()) > MAX_STORE_BYTES:
+        s["convs"].pop()  # the oldest go first: the browser's storage is small
     s["current"] = conv_id
     return s
 
