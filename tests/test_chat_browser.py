@@ -67,7 +67,10 @@ class Page:
         self.pg.goto(self.url)  # never wait for "networkidle": Gradio keeps connections open
         self.pg.wait_for_selector("#question textarea")
 
-    def shot(self, name: str):
+    def shot(self, name: str, at: str | None = None):
+        if at:
+            self.pg.locator(at).first.scroll_into_view_if_needed()
+            self.pg.wait_for_timeout(200)
         self.pg.screenshot(path=str(ARTIFACTS / f"workbench-{name}.png"))
 
     def answers(self) -> int:
@@ -138,7 +141,7 @@ def test_copy_gives_text_without_tags(browser, server):
         assert "2000元" in clip and "[1]" in clip
         refs = clip.split("参考 References:")[1]
         assert "[1] 营口市" in refs and "《" in refs and "›" in refs  # city, title, section
-        p.shot("copy")
+        p.shot("copy", at="#chat")
     p.close()
 
 
@@ -164,7 +167,7 @@ def test_conversation_survives_reload_and_can_be_reopened(page):
         options = p.pg.get_by_role("option")
         labels = options.all_inner_texts()
         assert any("营口市对博士每月补贴多少?" in x for x in labels) and any("哪些城市对首贷户" in x for x in labels), labels
-        p.shot("conversation-list")
+        p.shot("conversation-list", at="#convs")
         p.pg.get_by_role("option", name="营口市对博士每月补贴多少?", exact=False).click()
         p.pg.wait_for_function("() => document.querySelectorAll('#chat .rag-msg').length === 2 && document.querySelector('#chat').innerText.includes('2000元')")
 
@@ -325,7 +328,7 @@ def test_stop_ends_a_streaming_llm_answer(page):
             p.pg.click("#ask-btn")
             p.pg.wait_for_function("() => { const s = document.querySelector('#chat .streaming'); return s && s.innerText.includes('每月补贴3'); }",
                                    timeout=ANSWER_TIMEOUT)
-            p.shot("streaming")
+            p.shot("streaming", at="#chat")
             t0 = time.monotonic()
             p.pg.click("#stop-btn")
             p.pg.wait_for_function("() => !document.querySelector('#chat .streaming') && document.querySelector('#chat').innerText.includes('已停止')",
@@ -338,7 +341,7 @@ def test_stop_ends_a_streaming_llm_answer(page):
             p.pg.wait_for_timeout(1500)
             assert p.last() == stopped_text  # nothing more arrives
             assert fake.sent <= sent + 1 < 80
-            p.shot("stopped")
+            p.shot("stopped", at="#chat")
             # the chat goes on: the next question is answered (back to extractive)
             p.pick("#provider", "extractive")
             assert "2000元" in p.ask("营口市对博士每月补贴多少?")
@@ -408,7 +411,7 @@ def test_dislike_takes_a_comment_and_chat_tools(page, server):
         p.pg.locator('#chat button[aria-label="Dislike"], #chat button[aria-label="踩"]').last.click()
         p.pg.locator("#fb-comment").wait_for(state="visible")
         p.pg.fill("#fb-text textarea", "想看硕士的数字")
-        p.shot("dislike-comment")
+        p.shot("dislike-comment", at="#fb-comment")
         p.pg.click("#fb-send")
         p.pg.locator("#fb-comment").wait_for(state="hidden")
         rows = [json.loads(x) for x in (server.index_dir / "feedback.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -438,7 +441,7 @@ def test_dislike_takes_a_comment_and_chat_tools(page, server):
         # a vague question: an overview and three precise questions; click one
         p.ask("贷款")
         assert p.pg.locator("#chat .rag-msg").last.locator("a.chip").count() == 3
-        p.shot("overview")
+        p.shot("overview", at="#chat")
         n = p.answers()
         p.pg.locator("#chat .rag-msg").last.locator("a.chip").first.click()
         p.wait_answers(n + 1)

@@ -183,9 +183,9 @@ class ChatService:
         return {
             "docs": len(docs),
             "chunks": len(gen.chunks) if gen is not None else 0,
-            "places": Counter(m.city or "—" for m in docs).most_common(),
-            "issuers": Counter(m.issuer or "—" for m in docs).most_common(),
-            "years": sorted(Counter(m.year or "—" for m in docs).items()),
+            "places": Counter(m.city or "未注明 unknown" for m in docs).most_common(),
+            "issuers": Counter(m.issuer or "未注明 unknown" for m in docs).most_common(),
+            "years": sorted(Counter(m.year or "未注明 unknown" for m in docs).items()),
             "first": dates[0] if dates else "",
             "last": dates[-1] if dates else "",
             "updating": self.ingest_status(),
