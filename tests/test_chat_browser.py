@@ -174,7 +174,8 @@ def test_conversation_survives_reload_and_can_be_reopened(page):
         # rename, reload: the name and the conversation stay
         p.pg.fill("#conv-name textarea", "博士补贴对比")
         p.pg.click("#conv-rename")
-        p.pg.wait_for_timeout(800)
+        p.pg.wait_for_function("() => document.querySelector('#conv-list input').value.startsWith('博士补贴对比')")
+        p.pg.wait_for_timeout(500)
         p.pg.reload()
         p.pg.wait_for_selector("#question textarea")
         p.pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('2000元')", timeout=30_000)

@@ -245,8 +245,10 @@ def build_ui(settings: Settings) -> ChatUI:
     def open_conv(store, cid):
         conv = get_conv(store, cid or "")
         if conv is None:
-            return (gr.skip(), *([gr.skip()] * 11))
-        return (cid, *full_view(turns_from(conv.get("turns")), conv.get("title", "")))
+            return (gr.skip(), gr.skip(), *([gr.skip()] * 11))
+        s = dict(store)
+        s["current"] = cid  # reopened after a reload too
+        return (s, cid, *full_view(turns_from(conv.get("turns")), conv.get("title", "")))
 
     def new_chat(store, conv_id, turns):
         s = save_conv(store, conv_id or new_id(), turns_from(turns))
@@ -430,19 +432,19 @@ def build_ui(settings: Settings) -> ChatUI:
         asks = []
         for ev in (question.submit, ask_btn.click):
             e = ev(respond, [question, turns_st, *settings_in], view_out, **qa)
-            e.then(save, save_in, save_out, **private)
+            e.then(save, save_in, save_out, queue=False, **private)
             asks.append(e)
         e = regen_btn.click(regenerate, [turns_st, *settings_in], view_out, **qa)
-        e.then(save, save_in, save_out, **private)
+        e.then(save, save_in, save_out, queue=False, **private)
         asks.append(e)
         e = act_bridge.submit(on_action, [act_bridge, turns_st, *settings_in], [*view_out, city_dd], **qa)
-        e.then(save, save_in, save_out, **private)
+        e.then(save, save_in, save_out, queue=False, **private)
         asks.append(e)
-        stop_btn.click(stop, [turns_st], view_out, cancels=asks, queue=False, **private).then(save, save_in, save_out, **private)
-        edit_btn.click(edit_last, [turns_st], view_out, queue=False, **private).then(save, save_in, save_out, **private)
+        stop_btn.click(stop, [turns_st], view_out, cancels=asks, queue=False, **private).then(save, save_in, save_out, queue=False, **private)
+        edit_btn.click(edit_last, [turns_st], view_out, queue=False, **private).then(save, save_in, save_out, queue=False, **private)
         export_btn.click(None, None, None, js="() => { window.__ragExportAll && window.__ragExportAll(); }")
         new_btn.click(new_chat, save_in, [store, conv_id, conv_dd, *view_out], queue=False, **private)
-        conv_dd.input(open_conv, [store, conv_dd], [conv_id, *view_out], queue=False, **private).then(save, save_in, save_out, **private)
+        conv_dd.input(open_conv, [store, conv_dd], [store, conv_id, *view_out], queue=False, **private)
         rename_btn.click(rename, [store, conv_id, rename_tb], [store, conv_dd, rename_tb], queue=False, **private)
         rename_tb.submit(rename, [store, conv_id, rename_tb], [store, conv_dd, rename_tb], queue=False, **private)
         delete_btn.click(delete, [store, conv_id], [store, conv_id, conv_dd, *view_out], queue=False, **private)
