@@ -339,7 +339,7 @@ def render_sources(turns: list[Turn], turn: int | None = None, selected: int | N
             f'<div class="src-section">§ {_e(c.get("section") or "—")}</div>'
             f'<div class="src-text">{highlight(c.get("text") or "", c.get("quote") or "")}</div>'
             f'<a class="open-full" href="#fulldoc" data-cite-turn="{turn}" data-cite-n="{n}" data-cite-full="1">'
-            f"📄 全文 · open the full reply at this section</a></div>"
+            f"全文 › open the full reply at this section</a></div>"
         )
     if not cits:
         msg = "没有引用：资料中未找到依据。No passages cited: the replies do not answer this." if a.get("abstained") else "没有引用。No citations."
