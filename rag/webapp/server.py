@@ -14,10 +14,10 @@ BOOTSTRAP_DIR = REPO_ROOT / "data" / "replies"
 
 def bootstrap_index(settings: Settings, source: Path = BOOTSTRAP_DIR) -> bool:
     """Build the index of the bundled replies when the index has no documents. True if it was built."""
-    from ..index import IndexStore
     from ..ingest import ingest
+    from ..store import open_store
 
-    manifest = IndexStore(settings.index_dir).read_manifest()
+    manifest = open_store(settings).read_manifest()
     if manifest and manifest.get("chunk_count", 0) > 0:
         return False
     if not source.is_dir():
