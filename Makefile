@@ -1,25 +1,63 @@
-# All set-up lives here: a fresh machine needs only `make test` or `make run`.
+# All set-up lives here: a fresh machine needs only `make run` (the chat) or `make test` (everything).
+#   make run              installs only what the default (extractive) chat needs, then serves it
+#   make install-llm      + LLM answers through an OpenAI-compatible endpoint or Ollama (HTTP clients)
+#   make install-llamacpp + a GGUF model in-process (llama-cpp-python, compiled: several minutes)
+#   make install-st       + sentence-transformers embedders (torch, CPU)
+#   make install-dev      + tests, linters, evaluation charts
+#   make install-scale    + the Milvus index backend and Ray ingest
+#   make install          everything (what `make test` uses)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+APP_STAMP := $(VENV)/.installed-app
+PIP := $(BIN)/pip install --disable-pip-version-check
+RUN_ARGS ?=
 # llama-cpp-python is built from source; native CPU flags crashed at the first token on these machines.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install lint test test-fast run ingest bench eval clean system-deps
+.PHONY: install install-app install-llm install-llamacpp install-st install-dev install-scale lint test test-fast run ingest bench eval clean system-deps first-run
+
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
+
+# the chat with extractive answers: the base packages and gradio (no torch, no LLM, no dev tools)
+install-app: $(APP_STAMP)
+
+$(APP_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) -q --upgrade pip wheel setuptools
+	$(PIP) -e '.[app]'
+	touch $@
+
+install-llm: install-app
+	$(PIP) -e '.[app,llm]'
+
+install-llamacpp: install-app
+	$(PIP) -e '.[app,llm,llamacpp]'
+
+# torch first: a local CPU wheel of exactly this version exists; any other pulls CUDA.
+install-st: install-app
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[app,st]'
+
+install-dev: install-app
+	$(PIP) -e '.[app,dev,eval]'
+
+# past one machine: the Milvus index backend and embedding in Ray (README, Scaling)
+install-scale: install-app
+	$(PIP) -e '.[app,scale]'
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip wheel setuptools
-	# torch first: a local CPU wheel of exactly this version exists; any other pulls CUDA.
-	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev,st,llm,app,eval]'
-	touch $(STAMP)
+# torch first: a local CPU wheel of exactly this version exists; any other pulls CUDA.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) --upgrade pip wheel setuptools
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev,st,llm,llamacpp,app,eval,scale]'
+	touch $@ $(APP_STAMP)
 
 # Debian packages for browser tests: Chromium and a CJK font.
 system-deps:
@@ -37,14 +75,18 @@ test: install system-deps lint
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-run: install
-	$(BIN)/rag serve
+run: install-app
+	$(BIN)/rag serve $(RUN_ARGS)
 
-ingest: install
+ingest: install-app
 	$(BIN)/rag ingest data/replies
 
 bench: install
 	$(BIN)/python benchmarks/ingest.py
+
+# time `make run` from a fresh clone of this repository (see benchmarks/first_run.sh)
+first-run:
+	bash benchmarks/first_run.sh
 
 clean:
 	rm -rf $(VENV) vectorstore/*

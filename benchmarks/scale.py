@@ -470,6 +470,114 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------------ backends side by side (--backend milvus)
+def backend_compare(n: int, sents, svecs, stoks, metas, qs: list[str], qvecs: np.ndarray, work: Path, identity: str) -> dict:
+    """faiss and Milvus Lite on the same n synthetic chunks, in this process: ingest rate, an incremental update of
+    1% of the documents, query p50/p95 (dense, lexical, hybrid = the real Retriever.search, filtered by city),
+    memory (RSS growth) and disk."""
+    from rag.config import load_settings
+    from rag.index import FaissStore
+    from rag.milvus_store import MilvusStore
+    from rag.retriever import Retriever
+    from rag.store import DocChange
+    from rag.textproc import tokenize
+    from rag.types import DocMeta
+
+    docs, chunks, tokens, vectors = synth(n, sents, svecs, stoks, metas)
+    by_doc: dict[str, list[int]] = {}
+    for i, c in enumerate(chunks):
+        by_doc.setdefault(c.doc_id, []).append(i)
+    rng = np.random.default_rng(11)
+    upd = sorted(rng.choice(sorted(by_doc), size=max(1, len(by_doc) // 100), replace=False))
+    city = chunks[0].city
+    qtoks = [tokenize(q) for q in qs]
+    out: dict = {"n": n, "docs": len(docs), "updated_docs": len(upd)}
+
+    class Pre:
+
+        def __init__(self):
+            self.table = dict(zip(qs, qvecs))
+
+        identity = property(lambda self: identity)
+        dim = property(lambda self: int(qvecs.shape[1]))
+
+        def embed_array(self, texts, is_query=False):
+            return np.stack([self.table[t] for t in texts])
+
+    def timed_queries(snap, r: Retriever) -> dict:
+        res: dict = {}
+        flt = snap.filter_rows(cities=[city])
+        for name, fn in (
+            ("dense", lambda i: snap.search_dense(qvecs[i], None, 40)),
+            ("lexical", lambda i: snap.search_lexical(qtoks[i], None, 40)),
+            ("filtered dense+lexical", lambda i: (snap.search_dense(qvecs[i], flt, 40), snap.search_lexical(qtoks[i], flt, 40))),
+            ("hybrid (Retriever.search)", lambda i: r.search(qs[i])),
+        ):
+            fn(0)
+            ts = []
+            for i in range(len(qs)):
+                t = time.perf_counter()
+                fn(i)
+                ts.append((time.perf_counter() - t) * 1000)
+            res[name] = {"p50": pct(ts, 50), "p95": pct(ts, 95)}
+        return res
+
+    for backend in ("faiss", "milvus"):
+        gc.collect()
+        rss0 = rss_mb()[0]
+        d = work / f"cmp-{backend}-{n}"
+        shutil.rmtree(d, ignore_errors=True)
+        settings = load_settings().with_overrides(index_dir=str(d), **{"index.backend": backend, "index.batch_docs": 500})
+        row: dict = {}
+        t = time.perf_counter()
+        if backend == "faiss":
+            store = FaissStore(d)
+            store.write_generation(identity, vectors.shape[1], docs, chunks, vectors, tokens)
+        else:
+            store = MilvusStore(settings)
+            changes = [DocChange(docs[di], [chunks[i] for i in rows], vectors[rows], [tokens[i] for i in rows]) for di, rows in by_doc.items()]
+            store.apply(identity, vectors.shape[1], changes, [])
+        row["ingest_s"] = time.perf_counter() - t
+        row["ingest_chunks_per_s"] = n / row["ingest_s"]
+        # 1% of the documents change (new content hash, same passages re-embedded: the vectors are reused)
+        new_docs = {di: DocMeta(**{**docs[di].to_dict(), "content_hash": docs[di].content_hash[:-8] + "feedbeef"}) for di in upd}
+        t = time.perf_counter()
+        if backend == "faiss":  # the faiss backend writes a whole new generation
+            store.write_generation(identity, vectors.shape[1], {**docs, **new_docs}, chunks, vectors, tokens)
+        else:
+            store.apply(identity, vectors.shape[1], [DocChange(new_docs[di], [chunks[i] for i in by_doc[di]], vectors[by_doc[di]], [tokens[i] for i in by_doc[di]]) for di in upd], [])
+        row["update_1pct_s"] = time.perf_counter() - t
+        r = Retriever(settings, embedder=Pre())
+        t = time.perf_counter()
+        snap = r.generation()
+        row["open_s"] = time.perf_counter() - t
+        row["query_ms"] = timed_queries(snap, r)
+        row["rss_growth_mb"] = rss_mb()[0] - rss0
+        row["disk_mb"] = dir_mb(d)["total"] if d.exists() else 0.0
+        print(f"  {backend}: {json.dumps(row)}", flush=True)
+        out[backend] = row
+        del r, snap, store
+        if backend == "milvus":
+            import rag.milvus_store as ms
+
+            ms._CLIENTS.clear()
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def backend_table(rows: list[dict]) -> str:
+    head = f"{'chunks':>8} {'backend':>8} {'ingest s':>9} {'chunks/s':>9} {'1% upd s':>9} {'open s':>7} " + " ".join(
+        f"{k[:14]:>16}" for k in ("dense p50/p95", "lexical p50/95", "filtered p50/95", "hybrid p50/p95")) + f" {'RSS+ MB':>8} {'disk MB':>8}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        for b in ("faiss", "milvus"):
+            x = r[b]
+            q = x["query_ms"]
+            cells = " ".join(f"{q[k]['p50']:>7.1f}/{q[k]['p95']:<8.1f}" for k in ("dense", "lexical", "filtered dense+lexical", "hybrid (Retriever.search)"))
+            lines.append(f"{fmt_n(r['n']):>8} {b:>8} {x['ingest_s']:>9.1f} {x['ingest_chunks_per_s']:>9.0f} {x['update_1pct_s']:>9.1f} {x['open_s']:>7.2f} {cells} {x['rss_growth_mb']:>8.0f} {x['disk_mb']:>8.1f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1e3,1e4,5e4,1e5,1e6", help="comma-separated chunk counts (1e5 or 100000)")
@@ -481,6 +589,8 @@ def main() -> None:
     ap.add_argument("--no-ann", action="store_true", help="skip the recall@10 / latency table of the approximate index")
     ap.add_argument("--no-threads", action="store_true", help="skip the embedding thread measurement")
     ap.add_argument("--report-only", action="store_true", help="print the tables and redraw the plot of the saved scale.json")
+    ap.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
+                    help="milvus: compare the faiss and Milvus Lite backends at each size in the same run (ingest, 1%% update, queries, memory, disk)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -507,6 +617,19 @@ def main() -> None:
     qvecs = embed_cached(qs, "queries", is_query=True)
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rag-scale-"))
+    if args.backend == "milvus":
+        rows = []
+        try:
+            for n in sizes:
+                print(f"\n== {n:,} chunks: faiss and Milvus Lite", flush=True)
+                rows.append(backend_compare(n, sents, svecs, stoks, metas, qs, qvecs, work, identity))
+                (out_dir / "scale-backends.json").write_text(json.dumps({"machine": {"cores": os.cpu_count(), "load_avg": os.getloadavg()}, "sizes": rows}, indent=1), encoding="utf-8")
+        finally:
+            if not args.workdir:
+                shutil.rmtree(work, ignore_errors=True)
+        print("\nfaiss and Milvus Lite, same chunks, same process (query times in ms, p50/p95; hybrid = Retriever.search)")
+        print(backend_table(rows))
+        return
     results = {"machine": {"cores": os.cpu_count(), "load_avg_start": os.getloadavg()}, "hnsw_threshold": HNSW_THRESHOLD, "sizes": []}
     if args.merge and (out_dir / "scale.json").exists():  # keep the other sizes' rows of an earlier run
         prev = json.loads((out_dir / "scale.json").read_text(encoding="utf-8"))

@@ -79,6 +79,10 @@ def ingest(
     embed_model: Optional[str] = typer.Option(None, "--embed-model", help="Model id/path for sentence-transformers."),
     wait: float = typer.Option(0, "--wait", help="Seconds to wait for another running ingest (default: refuse at once)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="local|ADDRESS", help="Embed in Ray: 'local' starts a Ray on this machine; ray://HOST:10001 (or 'auto') uses a running cluster."
+    ),
+    ray_workers: int = typer.Option(0, "--ray-workers", min=0, help="Embedder actors in Ray (default: one per CPU of the cluster)."),
 ) -> None:
     """Add or update replies in the index (unchanged files are skipped)."""
 
@@ -109,7 +113,15 @@ def ingest(
                 def embed_advance(self, n):
                     bar.advance(embed_task, n)
 
-            rep = run_ingest([str(p) for p in paths], settings, rebuild=rebuild, progress=Reporter(), lock_timeout=wait)
+            if ray is not None:
+                try:
+                    import ray as _ray  # noqa: F401
+                except ImportError as e:
+                    raise UserError("--ray needs Ray: pip install 'ray[data]' (or the project's scale extra)") from e
+            rep = run_ingest(
+                [str(p) for p in paths], settings, rebuild=rebuild, progress=Reporter(), lock_timeout=wait,
+                ray=None if ray is None else ("" if ray.strip().lower() == "local" else ray.strip()), ray_workers=ray_workers,
+            )
         if as_json:
             print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
         else:
@@ -223,10 +235,10 @@ def docs(
     def body():
         from rich.table import Table
 
-        from .index import IndexStore
+        from .store import open_store
 
         settings = _settings(index)
-        gen = IndexStore(settings.index_dir).load()
+        gen = open_store(settings).load()
         counts: dict[str, int] = {}
         for c in gen.chunks:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1

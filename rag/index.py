@@ -109,16 +109,111 @@ class Generation:
     def name(self) -> str:
         return self.path.name
 
+    backend = "faiss"
+
     def rows_of(self, doc_id: str) -> list[int]:
         if not self._by_doc:
             for i, c in enumerate(self.chunks):
                 self._by_doc.setdefault(c.doc_id, []).append(i)
         return self._by_doc.get(doc_id, [])
 
+    # ------------------------------------------------------------ the reader's side of rag.store.Snapshot
+    def filter_rows(self, cities: list[str] | None = None, years: list[str] | None = None, doc_ids: list[str] | None = None) -> np.ndarray:
+        """Row ids of the passages whose document passes every filter given (city, year, document id)."""
+        ok_docs = {
+            d
+            for d, m in self.docs.items()
+            if (not cities or m.city in cities) and (not years or (m.year and m.year in years)) and (not doc_ids or d in doc_ids)
+        }
+        rows = [i for d in ok_docs for i in self.rows_of(d)]
+        return np.array(sorted(rows), dtype=np.int64)
 
-class IndexStore:
+    def search_dense(self, qvec: np.ndarray, allowed: np.ndarray | None, n: int) -> list[tuple[int, float]]:
+        import faiss
+
+        if allowed is not None and len(allowed) == 0:
+            return []
+        n = min(n, self.faiss_index.ntotal if allowed is None else len(allowed))
+        if n <= 0:
+            return []
+        if allowed is not None:
+            if len(allowed) <= 4096:  # small subset: exact scores straight from the vectors
+                # elementwise, not `@`: a BLAS call leaves OpenBLAS threads spinning, which slows the next
+                # query embedding 2-10x on a 2-core machine (benchmarks/scale.py, 5*10^4 chunks)
+                sims = (self.vectors[allowed] * qvec).sum(axis=1)
+                top = np.argsort(-sims)[:n]
+                return [(int(allowed[i]), float(sims[i])) for i in top]
+        # one query gains nothing from OpenMP threads, and on a busy machine their barrier makes a flat search
+        # 4x slower (79 vs 18 ms at 10^5, benchmarks/scale.py); the setting is per thread, restored after
+        prev_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            if allowed is not None:
+                bits = np.zeros(self.faiss_index.ntotal, dtype=bool)
+                bits[allowed] = True
+                bitmap = np.packbits(bits, bitorder="little")  # O(1) membership, 20x cheaper to build than a batch
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bitmap)))
+                index = self.faiss_index
+                if getattr(index, "storage", None) is not None:
+                    # HNSW: graph search under a selective filter misses neighbours (recall@10 0.85 with 4% of the
+                    # rows allowed, benchmarks/scale.py); its flat storage scanned with the filter is exact and fast
+                    index = faiss.downcast_index(index.storage)
+                D, I = index.search(qvec.reshape(1, -1), n, params=params)
+            else:
+                D, I = self.faiss_index.search(qvec.reshape(1, -1), n)
+        finally:
+            faiss.omp_set_num_threads(prev_threads)
+        return [(int(i), float(d)) for i, d in zip(I[0], D[0]) if i >= 0]
+
+    def search_lexical(self, tokens: list[str], allowed: np.ndarray | None, n: int) -> list[tuple[int, float]]:
+        if self.bm25 is None or not tokens:
+            return []
+        scores = self.bm25.get_scores(tokens)
+        if allowed is not None:
+            mask = np.full(scores.shape, -1.0, dtype=np.float32)
+            mask[allowed] = scores[allowed]
+            scores = mask
+        n = min(n, len(scores))
+        if n <= 0:
+            return []
+        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top])]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def document_frequencies(self) -> dict[str, int]:
+        """Passages per BM25 term (bm25s keeps one posting list per term: its length is the term's df)."""
+        vocab = getattr(self.bm25, "vocab_dict", None) or {}
+        df: dict[str, int] = {}
+        if vocab and self.bm25 is not None:
+            counts = np.diff(np.asarray(self.bm25.scores["indptr"]))
+            for tok, tid in vocab.items():
+                if tid < len(counts):
+                    df[tok] = int(counts[tid])
+        return df
+
+
+class FaissStore:
+    """The embedded backend (default): FAISS + bm25s + chunk store in immutable generations (rag.store.IndexStore)."""
+
+    backend = "faiss"
+
     def __init__(self, directory: str | Path):
         self.dir = Path(directory)
+
+    def signature(self) -> tuple | None:
+        """Changes whenever an ingest publishes (CURRENT is replaced, so its inode changes); None: no index."""
+        try:
+            st = os.stat(self.current_file)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def stats(self) -> dict:
+        m = self.read_manifest() or {}
+        gdir = self.dir / (self.current_name() or "-")
+        disk = sum(f.stat().st_size for f in gdir.rglob("*") if f.is_file()) if gdir.is_dir() else 0
+        return {"backend": "faiss", "generation": self.current_name(), "documents": len(m.get("documents") or {}),
+                "chunks": int(m.get("chunk_count") or 0), "disk_bytes": disk, "faiss": m.get("faiss")}
 
     # ------------------------------------------------------------ reading
     @property
@@ -265,6 +360,9 @@ class IndexStore:
                 pid = p.name.rsplit(".", 1)[-1]
                 if pid.isdigit() and not _pid_alive(int(pid)):
                     p.unlink(missing_ok=True)
+
+
+IndexStore = FaissStore  # the name every caller used before there were two backends
 
 
 def _pid_alive(pid: int) -> bool:

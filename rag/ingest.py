@@ -93,18 +93,27 @@ def ingest(
     progress: Progress | None = None,
     lock_timeout: float = 0,
     remove_ids: list[str] | None = None,
+    ray: str | None = None,
+    ray_workers: int = 0,
 ) -> IngestReport:
-    """Add/update the files under `paths` (and remove `remove_ids`) in the index at settings.index_dir."""
+    """Add/update the files under `paths` (and remove `remove_ids`) in the index at settings.index_dir
+    (or the Milvus collection of [index]). `ray`: embed in Ray ("" = a local Ray, else a cluster address)."""
     t0 = time.perf_counter()
     progress = progress or Progress()
+    backend = (settings.index.backend or "faiss").lower()
+    if backend not in ("faiss", "milvus"):
+        raise IngestError(f"unknown index backend '{settings.index.backend}' (choose faiss or milvus)")
     store = IndexStore(settings.index_dir)
     lock = lock_for(store.dir)
     try:
         lock.acquire(timeout=lock_timeout)
     except Timeout as e:
         raise IndexLocked(f"another `rag ingest` is writing the index at {store.dir} (lock {lock.lock_file}); wait for it to finish and try again") from e
+    embed = _Embed(settings, store.dir, ray, ray_workers)
     try:
-        return _ingest_locked(paths, settings, store, rebuild, progress, remove_ids or [], t0)
+        if backend == "milvus":
+            return _ingest_milvus_locked(paths, settings, rebuild, progress, remove_ids or [], t0, embed)
+        return _ingest_locked(paths, settings, store, rebuild, progress, remove_ids or [], t0, embed)
     finally:
         lock.release()
 
@@ -118,7 +127,28 @@ def parsing_identity(settings: Settings) -> str:
     return f"parser-v{PARSING_VERSION}/chunks-{settings.chunker.max_chars}-{settings.chunker.min_chars}"
 
 
-def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float) -> IngestReport:
+class _Embed:
+    """Passage vectors through the embedding cache: embedded here, or in Ray (rag.distributed) with --ray."""
+
+    def __init__(self, settings: Settings, index_dir: Path, ray: str | None, workers: int):
+        self.settings, self.index_dir, self.ray, self.workers = settings, index_dir, ray, workers
+
+    def __call__(self, embedder, identity: str, texts: list[str], progress: Progress) -> tuple[np.ndarray, int]:
+        s = self.settings
+        cache = EmbeddingCache(Path(s.embedder.cache_dir) if s.embedder.cache_dir else self.index_dir / "cache", identity)
+        try:
+            progress.embed_total(len(texts))
+            progress.stage("embedding")
+            if self.ray is not None:
+                from .distributed import embed_with_ray
+
+                return embed_with_ray(s, cache, texts, address=self.ray, workers=self.workers, progress=progress.embed_advance)
+            return embed_with_cache(embedder, cache, texts, batch_size=s.embedder.batch_size, progress=progress.embed_advance)
+        finally:
+            cache.close()
+
+
+def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float, embed: _Embed) -> IngestReport:
     rep = IngestReport()
     embedder = make_embedder(settings.embedder)
     identity = embedder.identity
@@ -170,9 +200,50 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
                 rep.removed.append(doc_id)
 
     t_parse = time.perf_counter()
+    new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in chunks_by_doc, reparse, rep, progress)
+    rep.timings["parse"] = time.perf_counter() - t_parse
+
+    if not rep.changed and not rebuild and not reparse:
+        rep.chunks_total = sum(len(v) for v in chunks_by_doc.values())
+        rep.generation = store.current_name() or ""
+        rep.seconds = time.perf_counter() - t0
+        return rep
+
+    chunks_by_doc.update(new_chunks)
+    all_chunks: list[Chunk] = [c for doc_id in sorted(chunks_by_doc) for c in chunks_by_doc[doc_id]]
+    # BM25 tokens (jieba, pure Python) are computed in a thread while the C embedder runs (it releases the GIL)
+    tokens: list[list[str]] = []
+    tok_thread = threading.Thread(target=lambda: tokens.extend(tokenize(c.context_text()) for c in all_chunks), daemon=True)
+    tok_thread.start()
+    # embed what is new (the cache makes a rebuild of unchanged text free)
+    t_emb = time.perf_counter()
+    need = [c for c in all_chunks if c.chunk_id not in vec_by_chunk or c.doc_id in new_chunks]
+    vecs, n_embedded = embed(embedder, identity, [c.context_text() for c in need], progress)
+    for c, v in zip(need, vecs):
+        vec_by_chunk[c.chunk_id] = v
+    rep.chunks_embedded = n_embedded
+    rep.timings["embed"] = time.perf_counter() - t_emb
+
+    t_idx = time.perf_counter()
+    progress.stage("indexing")
+    dim = int(vecs.shape[1]) if len(need) else (int(next(iter(vec_by_chunk.values())).shape[0]) if vec_by_chunk else embedder.dim)
+    vectors = np.stack([vec_by_chunk[c.chunk_id] for c in all_chunks]) if all_chunks else np.zeros((0, dim), np.float32)
+    tok_thread.join()
+    if len(tokens) != len(all_chunks):  # the thread failed: do it here, where an error is reported
+        tokens = [tokenize(c.context_text()) for c in all_chunks]
+    rep.generation = store.write_generation(identity, dim, docs, all_chunks, vectors, tokens, extra={"parsing": parsing})
+    rep.timings["index"] = time.perf_counter() - t_idx
+    rep.chunks_total = len(all_chunks)
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _read_and_parse(files, settings: Settings, docs: dict[str, DocMeta], has_chunks, reparse: bool, rep: IngestReport, progress: Progress) -> dict[str, list[Chunk]]:
+    """Read and parse the files whose bytes changed (or all, when reparse): the new chunks by document id.
+    `docs` (the indexed documents' metadata) is updated in place; unchanged/skipped files go into rep."""
     new_chunks: dict[str, list[Chunk]] = {}
     seen_ids: dict[str, str] = {}
-    for f in found.files:
+    for f in files:
         doc_id = f.stem
         if doc_id in seen_ids:
             rep.skipped.append((str(f), f"duplicate document id '{doc_id}' (also {seen_ids[doc_id]}); rename one of the files"))
@@ -186,7 +257,7 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
             continue
         seen_ids[doc_id] = str(f)
         old = docs.get(doc_id)
-        if old is not None and old.content_hash == raw.content_hash and doc_id in chunks_by_doc and not reparse:
+        if old is not None and old.content_hash == raw.content_hash and has_chunks(doc_id) and not reparse:
             rep.unchanged.append(doc_id)
             if old.path != raw.path:
                 docs[doc_id] = DocMeta(**{**old.to_dict(), "path": raw.path})
@@ -207,49 +278,85 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
         docs[doc_id] = doc.meta
         new_chunks[doc_id] = chunks
         progress.file_done(str(f), "updated" if old is not None else "added")
-    rep.timings["parse"] = time.perf_counter() - t_parse
+    return new_chunks
 
-    if not rep.changed and not rebuild and not reparse:
-        rep.chunks_total = sum(len(v) for v in chunks_by_doc.values())
+
+def _ingest_milvus_locked(paths, settings: Settings, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float, embed: _Embed) -> IngestReport:
+    """The Milvus backend: only what changed is written (upsert and delete by document content hash), in
+    batches that each commit by document (rag.milvus_store); the collection is never rebuilt."""
+    from .milvus_store import MilvusStore
+    from .store import DocChange
+
+    rep = IngestReport()
+    embedder = make_embedder(settings.embedder)
+    identity = embedder.identity
+    parsing = parsing_identity(settings)
+    store = MilvusStore(settings)
+    manifest = store.read_manifest()
+    if manifest and manifest.get("embedder") != identity:
+        raise IngestError(
+            f"the Milvus index at {store.uri} was built with embedder '{manifest.get('embedder')}', but '{identity}' is configured: "
+            f"use another [index] collection for the new embedder (or configure the original one)"
+        )
+    docs: dict[str, DocMeta] = store.doc_states() if manifest else {}
+    indexed = set(docs)
+    reparse = bool(manifest) and (rebuild or manifest.get("parsing") != parsing)
+    if rebuild and manifest:  # re-read every file the index knows about (new rows are written before old ones go)
+        paths = list(paths) + [m.path for m in docs.values() if m.path and Path(m.path).exists() and m.path not in paths]
+    deletes: list[str] = []
+    for doc_id in remove_ids:
+        if doc_id not in docs:
+            raise IngestError(f"no document '{doc_id}' in the index at {store.uri} (see `rag docs`)")
+        docs.pop(doc_id)
+        deletes.append(doc_id)
+        rep.removed.append(doc_id)
+    found = discover(list(paths))
+    for err in found.problems:
+        rep.skipped.append((err.path, err.reason))
+    progress.files(len(found.files))
+    dir_roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+    if dir_roots:
+        for doc_id, meta in list(docs.items()):
+            if meta.path and _under(meta.path, dir_roots) and not Path(meta.path).exists():
+                docs.pop(doc_id)
+                deletes.append(doc_id)
+                rep.removed.append(doc_id)
+    t_parse = time.perf_counter()
+    new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in indexed, reparse, rep, progress)
+    rep.timings["parse"] = time.perf_counter() - t_parse
+    if not new_chunks and not deletes:
         rep.generation = store.current_name() or ""
         rep.seconds = time.perf_counter() - t0
+        rep.chunks_total = _milvus_chunk_total(store) if manifest else 0
         return rep
-
-    chunks_by_doc.update(new_chunks)
-    all_chunks: list[Chunk] = [c for doc_id in sorted(chunks_by_doc) for c in chunks_by_doc[doc_id]]
-    # BM25 tokens (jieba, pure Python) are computed in a thread while the C embedder runs (it releases the GIL)
-    tokens: list[list[str]] = []
-    tok_thread = threading.Thread(target=lambda: tokens.extend(tokenize(c.context_text()) for c in all_chunks), daemon=True)
+    order = sorted(new_chunks)
+    todo = [c for d in order for c in new_chunks[d]]
+    tokens_of: dict[str, list[str]] = {}
+    tok_thread = threading.Thread(target=lambda: tokens_of.update((c.chunk_id, tokenize(c.context_text())) for c in todo), daemon=True)
     tok_thread.start()
-    # embed what is new (the cache makes a rebuild of unchanged text free)
     t_emb = time.perf_counter()
-    need = [c for c in all_chunks if c.chunk_id not in vec_by_chunk or c.doc_id in new_chunks]
-    cache = EmbeddingCache(Path(settings.embedder.cache_dir) if settings.embedder.cache_dir else store.dir / "cache", identity)
-    try:
-        progress.embed_total(len(need))
-        progress.stage("embedding")
-        vecs, n_embedded = embed_with_cache(
-            embedder, cache, [c.context_text() for c in need], batch_size=settings.embedder.batch_size, progress=progress.embed_advance
-        )
-    finally:
-        cache.close()
-    for c, v in zip(need, vecs):
-        vec_by_chunk[c.chunk_id] = v
-    rep.chunks_embedded = n_embedded
+    vecs, rep.chunks_embedded = embed(embedder, identity, [c.context_text() for c in todo], progress)
     rep.timings["embed"] = time.perf_counter() - t_emb
-
+    tok_thread.join()
+    if len(tokens_of) != len(todo):
+        tokens_of = {c.chunk_id: tokenize(c.context_text()) for c in todo}
+    dim = int(vecs.shape[1]) if len(todo) else embedder.dim
+    changes, pos = [], 0
+    for d in order:
+        cs = new_chunks[d]
+        changes.append(DocChange(meta=docs[d], chunks=cs, vectors=vecs[pos : pos + len(cs)], tokens=[tokens_of[c.chunk_id] for c in cs]))
+        pos += len(cs)
     t_idx = time.perf_counter()
     progress.stage("indexing")
-    dim = int(vecs.shape[1]) if len(need) else (int(next(iter(vec_by_chunk.values())).shape[0]) if vec_by_chunk else embedder.dim)
-    vectors = np.stack([vec_by_chunk[c.chunk_id] for c in all_chunks]) if all_chunks else np.zeros((0, dim), np.float32)
-    tok_thread.join()
-    if len(tokens) != len(all_chunks):  # the thread failed: do it here, where an error is reported
-        tokens = [tokenize(c.context_text()) for c in all_chunks]
-    rep.generation = store.write_generation(identity, dim, docs, all_chunks, vectors, tokens, extra={"parsing": parsing})
+    rep.generation = store.apply(identity, dim, changes, deletes, extra={"parsing": parsing})
     rep.timings["index"] = time.perf_counter() - t_idx
-    rep.chunks_total = len(all_chunks)
+    rep.chunks_total = _milvus_chunk_total(store)
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def _milvus_chunk_total(store) -> int:
+    return sum(int(e["chunks"]) for e in store.iter_docs(["doc_id", "chunks"]))
 
 
 def remove_documents(doc_ids: list[str], settings: Settings, lock_timeout: float = 0) -> IngestReport:

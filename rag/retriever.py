@@ -7,21 +7,43 @@ filters (city/province, year), per-document coverage for comparative questions.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from contextlib import contextmanager
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .config import Settings
-from .index import Generation, IndexError_, IndexStore
+from .index import IndexError_
 from .plan import MAX_QUERY_CHARS, analyze, clean_question
+from .store import Snapshot, open_store
 from .textproc import best_heading, domain_terms, mentions, normalise, tokenize, unit_pattern
 from .types import DocMeta, Hit, QuestionPlan
 
 Query = QuestionPlan  # the retriever reads the question's plan (rag.plan); the old name stays for callers
+
+
+def check_k(k: Any) -> int:
+    """`k` as a non-negative int: 3 and "3" are 3; 0 asks for nothing; anything else is a clear ValueError
+    (never a TypeError from deep inside the search)."""
+    if isinstance(k, bool):
+        raise ValueError(f"k must be a whole number of documents, got {k!r}")
+    if isinstance(k, str):
+        s = k.strip()
+        if not s.isdigit():
+            raise ValueError(f"k must be a whole number of documents, got {k!r}")
+        k = int(s)
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, np.integer):
+        k = int(k)
+    if not isinstance(k, int):
+        raise ValueError(f"k must be a whole number of documents, got {k!r}")
+    if k < 0:
+        raise ValueError(f"k must be 0 or more, got {k}")
+    return k
 
 
 @dataclass
@@ -36,9 +58,9 @@ class SearchResult:
 class Retriever:
     def __init__(self, settings: Settings, embedder=None):
         self.settings = settings
-        self.store = IndexStore(settings.index_dir)
+        self.store = open_store(settings)
         self._embedder = embedder
-        self._gen: Generation | None = None
+        self._gen: Snapshot | None = None
         self._gen_name: str | None = None
         self._df: dict[str, int] | None = None
         self._df_gen: str | None = None
@@ -59,7 +81,7 @@ class Retriever:
             self._embedder = make_embedder(self.settings.embedder)
         return self._embedder
 
-    def generation(self) -> Generation:
+    def generation(self) -> Snapshot:
         """The current index generation; reloaded when an ingest has published a new one.
 
         Inside a search the generation is pinned (one consistent state: row numbers of one generation never
@@ -68,11 +90,7 @@ class Retriever:
         pinned = getattr(self._local, "gen", None)
         if pinned is not None:
             return pinned
-        try:
-            st = os.stat(self.store.current_file)
-            sig: tuple | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            sig = None
+        sig = self.store.signature()
         if self._gen is not None and sig is not None and sig == self._current_sig:
             return self._gen
         name = self.store.current_name()
@@ -100,18 +118,11 @@ class Retriever:
             self._local.gen = None
 
     def document_frequencies(self) -> dict[str, int]:
+        """Passages per lexical term, from the backend (bm25s' inverted index, or the Milvus documents' term counts)."""
         gen = self.generation()
         if self._df is None or self._df_gen != gen.name:  # per generation: another thread may have reloaded
             self._df_gen = gen.name
-            vocab = getattr(gen.bm25, "vocab_dict", None) or {}
-            df: dict[str, int] = {}
-            if vocab is not None and gen.bm25 is not None:
-                indptr = np.asarray(gen.bm25.scores["indptr"])
-                counts = np.diff(indptr)
-                for tok, tid in vocab.items():
-                    if tid < len(counts):
-                        df[tok] = int(counts[tid])
-            self._df = df
+            self._df = gen.document_frequencies()
         return self._df
 
     def idf(self, term: str) -> float:
@@ -136,69 +147,21 @@ class Retriever:
     def doc_meta(self, doc_id: str) -> DocMeta | None:
         return self.generation().docs.get(doc_id)
 
-    def allowed_rows(self, q: Query) -> np.ndarray | None:
-        """Row ids passing the filters, or None for no filter."""
+    def allowed_rows(self, q: Query):
+        """What passes the filters, in the backend's terms (FAISS: the row ids; Milvus: a filter expression),
+        or None for no filter."""
         if not q.cities and not q.years:
             return None
-        gen = self.generation()
-        ok_docs = {
-            d for d, m in gen.docs.items() if (not q.cities or m.city in q.cities) and (not q.years or (m.year and m.year in q.years))
-        }
-        rows = [i for d in ok_docs for i in gen.rows_of(d)]
-        return np.array(sorted(rows), dtype=np.int64)
+        return self.generation().filter_rows(cities=q.cities, years=q.years)
 
     # ------------------------------------------------------------ scoring
-    def _dense(self, qvec: np.ndarray, allowed: np.ndarray | None, n: int) -> list[tuple[int, float]]:
-        import faiss
+    def _dense(self, qvec: np.ndarray, allowed, n: int) -> list[tuple[int, float]]:
+        """(row, cosine) of the n nearest passages passing the filter (the backend's own search: FAISS or Milvus)."""
+        return self.generation().search_dense(qvec, allowed, n)
 
-        gen = self.generation()
-        if allowed is not None and len(allowed) == 0:
-            return []
-        n = min(n, gen.faiss_index.ntotal if allowed is None else len(allowed))
-        if n <= 0:
-            return []
-        if allowed is not None:
-            if len(allowed) <= 4096:  # small subset: exact scores straight from the vectors
-                # elementwise, not `@`: a BLAS call leaves OpenBLAS threads spinning, which slows the next
-                # query embedding 2-10x on a 2-core machine (benchmarks/scale.py, 5*10^4 chunks)
-                sims = (gen.vectors[allowed] * qvec).sum(axis=1)
-                top = np.argsort(-sims)[:n]
-                return [(int(allowed[i]), float(sims[i])) for i in top]
-        # one query gains nothing from OpenMP threads, and on a busy machine their barrier makes a flat search
-        # 4x slower (79 vs 18 ms at 10^5, benchmarks/scale.py); the setting is per thread, restored after
-        prev_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            if allowed is not None:
-                bits = np.zeros(gen.faiss_index.ntotal, dtype=bool)
-                bits[allowed] = True
-                bitmap = np.packbits(bits, bitorder="little")  # O(1) membership, 20x cheaper to build than a batch
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bitmap)))
-                index = gen.faiss_index
-                if getattr(index, "storage", None) is not None:
-                    # HNSW: graph search under a selective filter misses neighbours (recall@10 0.85 with 4% of the
-                    # rows allowed, benchmarks/scale.py); its flat storage scanned with the filter is exact and fast
-                    index = faiss.downcast_index(index.storage)
-                D, I = index.search(qvec.reshape(1, -1), n, params=params)
-            else:
-                D, I = gen.faiss_index.search(qvec.reshape(1, -1), n)
-        finally:
-            faiss.omp_set_num_threads(prev_threads)
-        return [(int(i), float(d)) for i, d in zip(I[0], D[0]) if i >= 0]
-
-    def _bm25(self, tokens: list[str], allowed: np.ndarray | None, n: int) -> list[tuple[int, float]]:
-        gen = self.generation()
-        if gen.bm25 is None or not tokens:
-            return []
-        scores = gen.bm25.get_scores(tokens)
-        if allowed is not None:
-            mask = np.full(scores.shape, -1.0, dtype=np.float32)
-            mask[allowed] = scores[allowed]
-            scores = mask
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top])]
-        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+    def _bm25(self, tokens: list[str], allowed, n: int) -> list[tuple[int, float]]:
+        """(row, BM25 score > 0) of the n best passages passing the filter (bm25s, or Milvus's BM25 function)."""
+        return self.generation().search_lexical(tokens, allowed, n)
 
     def coverage(self, q, text: str) -> float:
         """IDF-weighted share of the key terms of `q` (a QuestionPlan or one of its PlanParts) in text (0..1)."""
@@ -270,9 +233,9 @@ class Retriever:
             gen = self.generation()
             timings["load"] = (time.perf_counter() - t0) * 1000
             cfg = self.settings.retrieval
-            k = k or cfg.k
+            k = cfg.k if k is None else check_k(k)
             q = query or self.analyze(question, cities, years)
-            if q.unknown_places and not q.cities:
+            if k == 0 or (q.unknown_places and not q.cities):
                 return SearchResult(q, [], timings, gen.name)
             allowed = self.allowed_rows(q)
             n_cand = max(cfg.candidates, k * 4)
@@ -432,7 +395,7 @@ class Retriever:
     def as_langchain(self, k: int | None = None):
         from .lc import RagLangChainRetriever
 
-        return RagLangChainRetriever(retriever=self, k=k or self.settings.retrieval.k)
+        return RagLangChainRetriever(retriever=self, k=self.settings.retrieval.k if k is None else check_k(k))
 
 
 __all__ = ["Retriever", "Query", "SearchResult", "IndexError_", "MAX_QUERY_CHARS", "clean_question"]

@@ -260,7 +260,7 @@ def test_empty_index(index, tmp_path):
     _fails(run_rag("ask", "营口市对博士每月补贴多少?", "--index", copy, env=WIDE), "empty", "rag ingest")
 
 
-def test_ask_does_not_import_torch_or_gradio(index):
+def test_ask_does_not_import_torch_gradio_ray_or_pymilvus(index):
     code = f"""
 import json, sys
 from typer.testing import CliRunner
@@ -268,7 +268,7 @@ from rag.cli import app
 r = CliRunner().invoke(app, ["ask", "营口市对博士每月补贴多少?", "--index", {str(index)!r}, "--json"])
 assert r.exit_code == 0, r.output
 assert "2000元" in r.output, r.output
-print(json.dumps([m for m in ("torch", "gradio", "sentence_transformers") if m in sys.modules]))
+print(json.dumps([m for m in ("torch", "gradio", "sentence_transformers", "ray", "pymilvus", "milvus_lite") if m in sys.modules]))
 """
     env = {**os.environ, "RAG_EMBED_CACHE": str(SHARED_CACHE)}
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
