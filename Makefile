@@ -19,7 +19,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-app install-llm install-llamacpp install-st install-dev install-scale lint test test-fast run ingest bench eval clean system-deps first-run
+.PHONY: install install-app install-llm install-llamacpp install-st install-dev install-scale lint test test-fast run ingest bench eval train folds clean system-deps first-run
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
@@ -85,6 +85,23 @@ bench: install
 	$(BIN)/python benchmarks/ingest.py
 
 # time `make run` from a fresh clone of this repository (see benchmarks/first_run.sh)
+# the learned ranking and answer decision, refitted on the development gold sets (an index of every reply)
+EVAL_INDEX ?= vectorstore-eval
+DEV_GOLD := $(foreach g,qa heldout blind final unseen offtopic,--gold data/gold/$(g).jsonl)
+
+$(EVAL_INDEX)/CURRENT: install
+	$(BIN)/rag ingest data/replies data/more-replies --index $(EVAL_INDEX)
+
+train: $(EVAL_INDEX)/CURRENT
+	$(BIN)/rag train --index $(EVAL_INDEX)
+
+eval: $(EVAL_INDEX)/CURRENT
+	$(BIN)/rag eval --index $(EVAL_INDEX) --gold data/gold/fresh.jsonl
+
+# document-held-out folds: ranking and decision refitted without each fold's places
+folds: $(EVAL_INDEX)/CURRENT
+	$(BIN)/rag eval --index $(EVAL_INDEX) --folds 5 $(DEV_GOLD) --gold data/gold/fresh.jsonl
+
 first-run:
 	bash benchmarks/first_run.sh
 
