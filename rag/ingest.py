@@ -120,7 +120,7 @@ def ingest(
 
 # Bump when the parser or the chunker changes what they make of the same file: an index built by another
 # version re-parses every file on the next ingest (the embedding cache keeps unchanged passages free).
-PARSING_VERSION = 2
+PARSING_VERSION = 3
 
 
 def parsing_identity(settings: Settings) -> str:

@@ -130,9 +130,12 @@ def normalise_place(name: str) -> str:
     alias = _aliases()
     if name in alias:
         return alias[name]
-    if name.endswith(("省", "市", "自治区", "自治州", "县", "区", "盟", "地区", "特别行政区")):
+    if name.endswith(("省", "市", "自治区", "自治州", "县", "区", "盟", "地区", "特别行政区")) or name in _NATIONAL:
         return name
     return name + "市"
+
+
+_NATIONAL = {"全国", "中央", "国家", "中国"}  # a ministry's reply (财政部) is national, no city
 
 
 def province_of(full: str) -> str:

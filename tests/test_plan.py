@@ -74,3 +74,10 @@ def test_plan_is_json():
     d = analyze("营口市对博士每月补贴多少?", _Lex()).to_dict()
     json.dumps(d, ensure_ascii=False)
     assert d["parts"][0]["unit"] == "money" or d["parts"][0]["asks_number"]
+
+
+def test_national_replies_are_no_city():
+    from rag.places import normalise_place
+
+    assert normalise_place("全国") == "全国"
+    assert normalise_place("沈阳") == "沈阳市"
