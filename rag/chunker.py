@@ -129,7 +129,10 @@ def _merge_short(units: list[_Unit], cfg: ChunkerConfig) -> list[_Unit]:
             prev = merged[-1]
             # siblings under a common parent (never two top-level sections: the merged unit would have no path of its own)
             same_parent = prev.path == u.path or (prev.path[:-1] == u.path[:-1] and len(u.path) > 1)
-            if same_parent and (len(prev.text) < cfg.min_chars or len(u.text) < cfg.min_chars) and len(prev.text) + len(u.text) + 1 <= cfg.max_chars:
+            # a unit opening with its own heading line (a last item cut off after its heading: (三)降低企业) keeps
+            # its path: merged into a sibling, the heading would sit in a chunk of another section
+            opens_with_heading = prev.path != u.path and bool(u.path) and u.text.split("\n", 1)[0].strip() == u.path[-1].strip()
+            if same_parent and not opens_with_heading and (len(prev.text) < cfg.min_chars or len(u.text) < cfg.min_chars) and len(prev.text) + len(u.text) + 1 <= cfg.max_chars:
                 common = prev.path if prev.path == u.path else prev.path[:-1]
                 merged[-1] = _Unit(prev.text + "\n" + u.text, common or prev.path)
                 continue
