@@ -148,6 +148,30 @@ class _Embed:
             cache.close()
 
 
+def _drop_and_discover(docs: dict[str, DocMeta], paths, remove_ids: list[str], rep: IngestReport, progress: Progress, where) -> tuple:
+    """Drop the documents asked to be removed and those whose file disappeared from a directory being
+    re-ingested, then discover the files to read. Returns (the discovery, the dropped document ids)."""
+    dropped: list[str] = []
+    for doc_id in remove_ids:
+        if doc_id not in docs:
+            raise IngestError(f"no document '{doc_id}' in the index at {where} (see `rag docs`)")
+        docs.pop(doc_id)
+        dropped.append(doc_id)
+        rep.removed.append(doc_id)
+    found = discover(list(paths))
+    for err in found.problems:
+        rep.skipped.append((err.path, err.reason))
+    progress.files(len(found.files))
+    dir_roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+    if dir_roots:  # files that disappeared from a directory being re-ingested
+        for doc_id, meta in list(docs.items()):
+            if meta.path and _under(meta.path, dir_roots) and not Path(meta.path).exists():
+                docs.pop(doc_id)
+                dropped.append(doc_id)
+                rep.removed.append(doc_id)
+    return found, dropped
+
+
 def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float, embed: _Embed) -> IngestReport:
     rep = IngestReport()
     embedder = make_embedder(settings.embedder)
@@ -178,26 +202,9 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
         known = [v.get("path") for v in (old.get("documents") or {}).values() if v.get("path")]
         paths = list(paths) + [p for p in known if Path(p).exists() and p not in paths]
 
-    for doc_id in remove_ids:
-        if doc_id not in docs:
-            raise IngestError(f"no document '{doc_id}' in the index at {store.dir} (see `rag docs`)")
-        docs.pop(doc_id)
+    found, dropped = _drop_and_discover(docs, paths, remove_ids, rep, progress, store.dir)
+    for doc_id in dropped:
         chunks_by_doc.pop(doc_id, None)
-        rep.removed.append(doc_id)
-
-    found = discover(list(paths))
-    for err in found.problems:
-        rep.skipped.append((err.path, err.reason))
-    progress.files(len(found.files))
-
-    # files that disappeared from a directory being re-ingested
-    dir_roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-    if dir_roots:
-        for doc_id, meta in list(docs.items()):
-            if meta.path and _under(meta.path, dir_roots) and not Path(meta.path).exists():
-                docs.pop(doc_id)
-                chunks_by_doc.pop(doc_id, None)
-                rep.removed.append(doc_id)
 
     t_parse = time.perf_counter()
     new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in chunks_by_doc, reparse, rep, progress)
@@ -303,24 +310,7 @@ def _ingest_milvus_locked(paths, settings: Settings, rebuild: bool, progress: Pr
     reparse = bool(manifest) and (rebuild or manifest.get("parsing") != parsing)
     if rebuild and manifest:  # re-read every file the index knows about (new rows are written before old ones go)
         paths = list(paths) + [m.path for m in docs.values() if m.path and Path(m.path).exists() and m.path not in paths]
-    deletes: list[str] = []
-    for doc_id in remove_ids:
-        if doc_id not in docs:
-            raise IngestError(f"no document '{doc_id}' in the index at {store.uri} (see `rag docs`)")
-        docs.pop(doc_id)
-        deletes.append(doc_id)
-        rep.removed.append(doc_id)
-    found = discover(list(paths))
-    for err in found.problems:
-        rep.skipped.append((err.path, err.reason))
-    progress.files(len(found.files))
-    dir_roots = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-    if dir_roots:
-        for doc_id, meta in list(docs.items()):
-            if meta.path and _under(meta.path, dir_roots) and not Path(meta.path).exists():
-                docs.pop(doc_id)
-                deletes.append(doc_id)
-                rep.removed.append(doc_id)
+    found, deletes = _drop_and_discover(docs, paths, remove_ids, rep, progress, store.uri)
     t_parse = time.perf_counter()
     new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in indexed, reparse, rep, progress)
     rep.timings["parse"] = time.perf_counter() - t_parse
