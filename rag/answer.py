@@ -228,7 +228,7 @@ class ExtractiveAnswerer:
                     said = normalise(s)  # patterns read simplified characters (400萬元 is 400万元)
                     has_num = bool(_NUMBER.search(said))
                     score = cov + cfg.prior_weight * prior + (cfg.number_bonus if part.asks_number and has_num else 0.0) + fits(said)
-                    out.append(_Sent(s, hit, score, cov, has_num, order, near=bool(near and near.search(said)),
+                    out.append(_Sent(s, hit, score, cov, has_num, order, said=said, near=bool(near and near.search(said)),
                                      unit_fit=bool(unit and unit.search(said)), month_fit=bool(when and when.search(said))))
                     order += 1
         return out
@@ -251,14 +251,15 @@ class ExtractiveAnswerer:
     def vetoed(self, findings: list[Finding]) -> bool:
         return any(not f.ok and f.check in self.veto for f in findings)
 
-    def candidates(self, plan: QuestionPlan, part: PlanPart, hits: list[Hit]) -> list[_Sent]:
-        """The sentences judged for a part: best heuristic score first, at most cfg.candidates."""
-        sents = self._sentences(part, hits[:3])
+    def candidates(self, plan: QuestionPlan, part: PlanPart, hits: list[Hit], sents: list[_Sent] | None = None) -> list[_Sent]:
+        """The sentences judged for a part (`sents`: its _sentences, when already made): best heuristic score
+        first, at most cfg.candidates."""
+        sents = self._sentences(part, hits[:3]) if sents is None else sents
         return sorted(sents, key=lambda s: (-s.score, s.order))[: self.cfg.candidates]
 
-    def _pick(self, plan: QuestionPlan, part: PlanPart, hits: list[Hit]) -> _Sent | None:
+    def _pick(self, plan: QuestionPlan, part: PlanPart, hits: list[Hit], sents: list[_Sent] | None = None) -> _Sent | None:
         """The sentence answering `part`, or None (with the reasons recorded in why)."""
-        ranked = self.candidates(plan, part, hits)
+        ranked = self.candidates(plan, part, hits, sents)
         if not ranked:
             return None
         best_score = ranked[0].score
@@ -284,9 +285,10 @@ class ExtractiveAnswerer:
     def _single(self, plan: QuestionPlan, hits: list[Hit]) -> Answer:
         top = hits[:3]
         whole = plan.whole or plan.parts[0]
+        every = self._sentences(whole, top)  # the whole question's sentences: a one-part question's candidates
         chosen: list[_Sent] = []
         for part in plan.parts:
-            s = self._pick(plan, part, top)
+            s = self._pick(plan, part, top, every if part is whole else None)
             if s is None:
                 if len(plan.parts) == 1:
                     return Answer(plan.text, NOT_FOUND, True, [])
@@ -295,15 +297,15 @@ class ExtractiveAnswerer:
                 chosen.append(s)
         if not chosen:
             return Answer(plan.text, NOT_FOUND, True, [])
-        every = self._sentences(whole, top)
         if len(plan.parts) == 1:
             # a second sentence when it is about as relevant (e.g. the figure follows the heading sentence)
             ranked = sorted(every, key=lambda s: (-s.score, s.order))
-            first = next((s for s in ranked if s.text == chosen[0].text), chosen[0])
+            first = chosen[0]
+            best = (ranked[0].score, max(x.coverage for x in ranked[: self.cfg.candidates]))
             for s in ranked[:4]:
                 if len(chosen) >= 2:
                     break
-                if s.text != chosen[0].text and s.score >= first.score * self.cfg.second_sentence_share and self._judge(plan, whole, s, (ranked[0].score, max(x.coverage for x in ranked[: self.cfg.candidates])))[0]:
+                if s.text != first.text and s.score >= first.score * self.cfg.second_sentence_share and self._judge(plan, whole, s, best)[0]:
                     chosen.append(s)
         for c in [c for c in chosen if _is_item_title(c.text)]:  # 一是积极支持…用地保障工作。: what it says comes next
             nxt = next((x for x in every if x.hit is c.hit and x.text == c.text), None)

@@ -42,14 +42,11 @@ class Candidate:
     near: bool = False  # a figure right next to the thing asked about
     unit_fit: bool = False  # a figure of the kind asked
     month_fit: bool = False
+    said: str = ""  # the sentence as compared: NFKC, simplified characters (400萬元 -> 400万元), no whitespace
 
-    @property
-    def said(self) -> str:
-        """The sentence as compared: NFKC, simplified characters (400萬元 -> 400万元), no whitespace."""
-        n = self.__dict__.get("_said")
-        if n is None:
-            n = self.__dict__["_said"] = normalise(self.text)
-        return n
+    def __post_init__(self) -> None:
+        if not self.said:
+            self.said = normalise(self.text)
 
 
 @dataclass

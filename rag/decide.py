@@ -127,18 +127,22 @@ class Example:
 
 def fit(examples: list[Example], c: float = 1.0, names: list[str] | None = None) -> Decider:
     """Logistic regression on the candidates, then the threshold that decides best per question."""
+    dec = fit_linear([e.feats for e in examples], [e.label for e in examples], list(names or FEATURES), c)
+    dec.threshold, dec.min_coverage = best_threshold(dec, examples)
+    return dec
+
+
+def fit_linear(rows: list[dict[str, float]], labels: list[int], names: list[str], c: float) -> Decider:
+    """A standardised, class-balanced logistic regression over named features (threshold 0.5)."""
     from sklearn.linear_model import LogisticRegression
 
-    names = list(names or FEATURES)
-    X = np.array([[e.feats.get(n, 0.0) for n in names] for e in examples], dtype=np.float64)
-    y = np.array([e.label for e in examples])
+    X = np.array([[f.get(n, 0.0) for n in names] for f in rows], dtype=np.float64)
+    y = np.array(labels)
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
     model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
     model.fit((X - mean) / scale, y)
-    dec = Decider(names, mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), 0.5)
-    dec.threshold, dec.min_coverage = best_threshold(dec, examples)
-    return dec
+    return Decider(list(names), mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), 0.5)
 
 
 def question_outcomes(dec: Decider, examples: list[Example], min_coverage: float = 0.0) -> list[tuple[bool, float, int]]:

@@ -238,7 +238,8 @@ def _naive_docs(gen) -> dict[str, str]:
     return out
 
 
-def _load_all(gold_path) -> list[GoldItem]:
+def load_gold_sets(gold_path) -> list[GoldItem]:
+    """The questions of one gold file or of several, in order."""
     paths = [gold_path] if isinstance(gold_path, (str, Path)) else list(gold_path)
     return [g for p in paths for g in load_gold(p)]
 
@@ -247,7 +248,7 @@ def run_eval(settings, gold_path, k: int = 10, provider: str | None = None, base
     """Evaluate the system (and the baselines) on a gold file. Returns the JSON-able result."""
     from .pipeline import Pipeline
 
-    gold = _load_all(gold_path)
+    gold = load_gold_sets(gold_path)
     pipe = Pipeline(settings)
     gen = pipe.retriever.generation()
     if not gen.chunks:
@@ -356,7 +357,7 @@ def run_ablation(settings, gold_path, checks: list[str], k: int = 10) -> dict:
     from .learn import answer_all, prepare
     from .pipeline import Pipeline
 
-    gold = _load_all(gold_path)
+    gold = load_gold_sets(gold_path)
     pipe = Pipeline(settings)
     prepared = prepare(pipe, gold, k=k)
     ans = pipe.extractive

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .checks import run_checks
 from .decide import FEATURES, Decider, Example, features, fit, question_outcomes
-from .evaluate import GoldItem, QuestionResult, aggregate, load_gold, score_question
+from .evaluate import GoldItem, QuestionResult, aggregate, load_gold_sets, score_question
 from .pipeline import Pipeline
 from .retriever import Retriever
 from .textproc import normalise
@@ -143,7 +143,7 @@ def run_folds(settings, gold_paths: list[str | Path], n_folds: int = 5, k: int =
 
     base = settings.with_overrides(**{"answer.decision": "rules", "retrieval.ranking": "coverage"})
     pipe = Pipeline(base)
-    gold = [g for path in gold_paths for g in load_gold(path)]
+    gold = load_gold_sets(gold_paths)
     rows: list = []
     coverage = prepare(pipe, gold, k=k, rank_rows=rows)
     bm25 = prepare(pipe, gold, k=k, mode="bm25")
@@ -183,7 +183,7 @@ def train(settings, gold_paths: list[str | Path], out: str | Path, k: int = 10, 
     from .rank import fit_ranker
 
     pipe = Pipeline(settings.with_overrides(**{"answer.decision": "rules", "retrieval.ranking": "coverage"}))
-    gold = [g for path in gold_paths for g in load_gold(path)]
+    gold = load_gold_sets(gold_paths)
     rows: list = []
     prepared = prepare(pipe, gold, k=k, rank_rows=rows)
     if ranker_out:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
-from .decide import Decider, DeciderError
+from .decide import Decider, DeciderError, fit_linear
 
 DEFAULT_RANKER = Path(__file__).parent / "data" / "ranker.json"
 
@@ -53,13 +51,4 @@ def load_ranker(path: str | Path | None = None) -> Decider:
 
 def fit_ranker(rows: list[tuple[str, dict[str, float], int]], c: float = 1.0) -> Decider:
     """Pointwise logistic regression over (question id, features, holds evidence) rows."""
-    from sklearn.linear_model import LogisticRegression
-
-    names = list(RANK_FEATURES)
-    X = np.array([[f.get(n, 0.0) for n in names] for _, f, _ in rows], dtype=np.float64)
-    y = np.array([lab for _, _, lab in rows])
-    mean, scale = X.mean(axis=0), X.std(axis=0)
-    scale = np.where(scale > 1e-9, scale, 1.0)
-    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-    model.fit((X - mean) / scale, y)
-    return Decider(names, mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), 0.0)
+    return fit_linear([f for _, f, _ in rows], [lab for _, _, lab in rows], list(RANK_FEATURES), c)

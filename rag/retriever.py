@@ -201,17 +201,21 @@ class Retriever:
                     weights.append(max(self.idf(x) for x in toks))
         return min(weights) if weights else self.idf(term)
 
-    def _row_text(self, row: int) -> str:
-        """An indexed chunk's text, normalised and lower-cased once per index generation."""
+    def _cached_norm(self, key, text_of) -> str:
+        """normalise(...).lower() of an indexed chunk's text or context, once per index generation."""
         gen = self.generation()
         cache = self._norm_cache
         if cache.get("gen") != gen.name:
             cache.clear()
             cache["gen"] = gen.name
-        t = cache.get(row)
+        t = cache.get(key)
         if t is None:
-            t = cache[row] = normalise(gen.chunks[row].text).lower()
+            t = cache[key] = normalise(text_of(gen)).lower()
         return t
+
+    def _row_text(self, row: int) -> str:
+        """An indexed chunk's text, normalised and lower-cased once per index generation."""
+        return self._cached_norm(row, lambda gen: gen.chunks[row].text)
 
     def coverage_row(self, q: Query, row: int) -> float:
         """coverage() of an indexed chunk (its normalised text cached)."""
@@ -300,14 +304,12 @@ class Retriever:
         return self._ranker
 
     def _context_text(self, row: int) -> str:
-        """An indexed chunk's context (city, title, section headings), normalised once per generation."""
-        key = ("ctx", row)
-        t = self._norm_cache.get(key) if self._norm_cache.get("gen") == self.generation().name else None
-        if t is None:
-            self._row_text(row)  # resets the cache on a new generation
-            c = self.generation().chunks[row]
-            t = self._norm_cache[key] = normalise(" ".join([c.city, c.issuer, c.title, *c.section_path])).lower()
-        return t
+        """An indexed chunk's context (city, issuer, title, section headings), normalised once per generation."""
+        def context(gen) -> str:
+            c = gen.chunks[row]
+            return " ".join([c.city, c.issuer, c.title, *c.section_path])
+
+        return self._cached_norm(("ctx", row), context)
 
     def _rank_features(self, q: Query, fused: dict[int, float], dense: list[tuple[int, float]], sparse: list[tuple[int, float]]) -> dict[int, dict[str, float]]:
         from .rank import rank_features
