@@ -18,6 +18,7 @@ from .checks import NUMBER as _NUMBER
 from .checks import Candidate, CheckContext, run_checks
 from .config import AnswerConfig
 from .decide import Decider, features, load_decider
+from .english import english_lead, english_refusal
 from .parser import split_sentences
 from .textproc import ITEM_MARKER, best_heading, domain_terms, equivalents, mentions, normalise, unit_pattern
 from .types import Answer, Chunk, Citation, DocMeta, Finding, Hit, PlanPart, QuestionPlan
@@ -127,6 +128,12 @@ class ExtractiveAnswerer:
     def answer(self, plan: QuestionPlan, hits: list[Hit]) -> Answer:
         self._why: list[dict] = []
         ans = self._answer(plan, hits)
+        if plan.language == "en":  # an English question: an English lead line before the Chinese quotes
+            if ans.abstained:
+                ans.answer = english_refusal(ans.answer, plan.unknown_places)
+            else:
+                lead = english_lead(ans.answer, ans.citations, self.cfg.english_figures)
+                ans.answer = f"{lead}\n\n{ans.answer}" if lead else ans.answer
         ans.question = plan.text
         ans.plan = plan
         ans.why = self._why

@@ -59,6 +59,7 @@ class AnswerConfig:
     veto_checks: str = "grounded,anchored,year,month,ordinal,district,quoted,concept,kind,head,unit,not_date,qualifier"
     train_c: float = 0.1  # `rag train`: inverse regularisation of the logistic regression (chosen on held-out-place folds)
     candidates: int = 8  # sentences per question part judged by the decision, best heuristic score first
+    english_figures: int = 6  # figures named in the English lead line of an answer to an English question
     min_coverage: float = 0.2  # share of the question's key terms a sentence must contain (rules)
     min_coverage_figure: float = 0.1  # the same for a question asking a figure of a stated kind (多少户, 比例)
     min_dense: float = 0.80  # dense similarity a question without key terms needs
