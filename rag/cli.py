@@ -529,8 +529,13 @@ def _model_progress(label: str):
 def _model_op(names: list[str], op: str, as_json: bool) -> None:
     from . import models
 
+    if not names:  # the model the llamacpp provider would load with this configuration
+        from .providers import REGISTRY
+
+        chosen = REGISTRY["llamacpp"].model_name(_settings())
+        names = [chosen if models.is_catalog_name(chosen) else models.DEFAULT]
     out = []
-    for name in names or [models.DEFAULT]:
+    for name in names:
         try:
             spec = models.get(name)
         except models.ModelError as e:
