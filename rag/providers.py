@@ -196,6 +196,13 @@ def is_local(url: str) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_unspecified
 
 
+def estimate_tokens(text: str) -> int:
+    """rag.llm's conservative token count (for providers without their own tokenizer)."""
+    from .llm import estimate_tokens as estimate
+
+    return estimate(text)
+
+
 def reserve(cfg: LLMConfig) -> int:
     """Tokens kept for the answer."""
     return max(16, min(cfg.max_tokens, cfg.n_ctx // 4))
@@ -266,8 +273,6 @@ class OpenAICompatible(Provider):
             streaming=True,
             **kw,
         )
-        from .llm import estimate_tokens
-
         return Backend(self.name, chat, estimate_tokens, cfg.n_ctx, n, secret=key if not key.startswith("sk-no-key") else "")
 
 
@@ -301,8 +306,6 @@ class Ollama(Provider):
             num_ctx=cfg.n_ctx,
             client_kwargs={"timeout": cfg.timeout},
         )
-        from .llm import estimate_tokens
-
         return Backend(self.name, chat, estimate_tokens, cfg.n_ctx, n)
 
 

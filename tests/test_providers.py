@@ -132,9 +132,8 @@ def test_adding_a_provider_is_one_class(bundled_index):
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage
 
-    from rag.llm import estimate_tokens
     from rag.pipeline import Pipeline
-    from rag.providers import PROVIDERS, Backend, Provider, get, names, register, unregister
+    from rag.providers import PROVIDERS, Backend, Provider, estimate_tokens, get, names, register, unregister
     from rag.webapp.service import provider_notes
 
     text = "营口市对博士给予生活补贴[1]。"
