@@ -169,6 +169,18 @@ _reserve = reserve
 _load_llama = load_llama
 
 
+def _openai_backend(settings: Settings) -> Backend:
+    return REGISTRY["openai"].build(settings)
+
+
+def _ollama_backend(settings: Settings) -> Backend:
+    return REGISTRY["ollama"].build(settings)
+
+
+def _llamacpp_backend(settings: Settings) -> Backend:
+    return REGISTRY["llamacpp"].build(settings)
+
+
 def default_model_path() -> Path:
     """The assembled GGUF of the default bundled model ([llm] model_path, `rag models`)."""
     from . import models
