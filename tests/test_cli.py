@@ -274,3 +274,49 @@ print(json.dumps([m for m in ("torch", "gradio", "sentence_transformers", "ray",
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1]) == []
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ollama_base_url_is_not_ignored(index):
+    """`rag ask --llm ollama --base-url URL` talks to URL (it used to read only llm.host and go to :11434)."""
+    port = _closed_port()
+    url = f"http://127.0.0.1:{port}"
+    p = run_rag("ask", "营口市对博士每月补贴多少?", "--index", index, "--json", "--llm", "ollama", "--base-url", url, env=WIDE)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["provider"] == "extractive" and "2000元" in out["answer"]
+    assert out["note"].startswith("LLM (ollama) failed: ") and f"({url})" in out["note"], out["note"]
+    assert "11434" not in out["note"]
+
+
+def test_provider_options_are_checked(index):
+    p = run_rag("ask", "营口市对博士每月补贴多少?", "--index", index, "--llm", "llamacpp", "--base-url", "http://127.0.0.1:1", env=WIDE)
+    _fails(p, "--base-url is not an option of the llamacpp provider", "--model → llm.model_path")
+    p = run_rag("ask", "营口市对博士每月补贴多少?", "--index", index, "--model", "qwen-plus", env=WIDE)
+    assert p.returncode == 2 and "--model/--base-url need an LLM provider" in flat(p.stderr)
+    p = run_rag("ask", "营口市对博士每月补贴多少?", "--index", index, "--llm", "gpt-9", env=WIDE)
+    _fails(p, "unknown LLM provider 'gpt-9': choose extractive, openai, ollama, llamacpp")
+    p = run_rag("eval", "--index", index, "--llm", "gpt-9", env=WIDE)
+    _fails(p, "unknown LLM provider 'gpt-9'")
+
+
+def test_providers_command(index):
+    p = run_rag("providers", "--json", env={**WIDE, "RAG_TEST_NO_KEY": ""})
+    assert p.returncode == 0, p.stderr
+    rows = {r["name"]: r for r in json.loads(p.stdout)}
+    assert list(rows) == ["extractive", "openai", "ollama", "llamacpp"]
+    ollama = {o["setting"]: o for o in rows["ollama"]["options"]}
+    assert ollama["llm.host"]["flag"] == "--base-url" and ollama["llm.host"]["env"] == "RAG_OLLAMA_HOST"
+    assert {o["setting"]: o["flag"] for o in rows["llamacpp"]["options"]}["llm.model_path"] == "--model"
+    p = run_rag("providers", env=WIDE)
+    assert p.returncode == 0 and "llamacpp" in p.stdout and "RAG_LLM_MODEL_PATH" in p.stdout
+    from rag.providers import markdown_table
+
+    assert run_rag("providers", "--markdown").stdout.strip() == markdown_table()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 from ..config import REPO_ROOT, Settings
@@ -29,6 +30,26 @@ def bootstrap_index(settings: Settings, source: Path = BOOTSTRAP_DIR) -> bool:
     return True
 
 
+def warm_provider(settings: Settings) -> threading.Thread | None:
+    """Load the configured in-process model (llamacpp) in the background, so the first question finds it
+    loaded; it then stays loaded for every later question (rag.providers keeps it)."""
+    from ..providers import REGISTRY
+
+    p = REGISTRY.get((settings.llm.provider or "").lower())
+    if p is None or not p.uses_model or p.missing_modules():
+        return None
+
+    def run() -> None:
+        try:
+            p.warm(settings)
+        except Exception as e:  # noqa: BLE001 - the first question shows the problem with the extractive answer
+            print(f"rag: warning: {p.name}: {readable(e)}", flush=True)
+
+    t = threading.Thread(target=run, name=f"warm-{p.name}", daemon=True)
+    t.start()
+    return t
+
+
 def serve(settings: Settings, bootstrap: bool = True, block: bool = True):
     """Serve the chat at http://<settings.app.host>:<settings.app.port>. Returns the ChatUI."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -48,6 +69,7 @@ def serve(settings: Settings, bootstrap: bool = True, block: bool = True):
             ui.service.retriever.embedder.embed_array(["warm up"], is_query=True)
     except Exception as e:  # noqa: BLE001 - the chat shows the problem at the first question
         print(f"rag: warning: {readable(e)}", flush=True)
+    warm_provider(settings)
     host, port = settings.app.host or "127.0.0.1", int(settings.app.port or 7860)
     print(f"rag: serving {settings.index_dir} at http://{host}:{port}", flush=True)
     ui.demo.launch(
@@ -67,4 +89,4 @@ def serve(settings: Settings, bootstrap: bool = True, block: bool = True):
     return ui
 
 
-__all__ = ["serve", "bootstrap_index", "BOOTSTRAP_DIR"]
+__all__ = ["serve", "bootstrap_index", "warm_provider", "BOOTSTRAP_DIR"]

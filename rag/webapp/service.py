@@ -6,7 +6,6 @@ uploads, removal with undo, coverage of the index.
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import logging
 import re
@@ -21,6 +20,7 @@ from pathlib import Path, PurePath
 from typing import Any, Callable
 
 from ..config import Settings
+from ..providers import PROVIDERS, REGISTRY
 from ..followup import rewrite_followup
 from ..places import find_places
 from .render import figures
@@ -29,11 +29,7 @@ from .state import Turn
 log = logging.getLogger("rag.webapp")
 
 ALLOWED_UPLOAD = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")
-PROVIDERS = ["extractive", "openai", "ollama", "llamacpp"]
 MAX_QUESTION = 2000
-# what each LLM provider imports, and the command that installs it (`make run` installs only the extractive chat)
-PROVIDER_MODULES = {"openai": ("langchain_openai",), "ollama": ("langchain_ollama",), "llamacpp": ("llama_cpp", "langchain_community")}
-PROVIDER_INSTALL = {"openai": ("make install-llm", "llm"), "ollama": ("make install-llm", "llm"), "llamacpp": ("make install-llamacpp", "llamacpp")}
 TRASH_KEEP_S = 24 * 3600
 
 
@@ -42,16 +38,21 @@ class ProviderMissing(ValueError):
 
 
 def provider_problem(provider: str) -> str:
-    """'' when the provider's packages are importable, else one line saying which command installs them."""
-    mods = PROVIDER_MODULES.get(provider, ())
-    missing = [m for m in mods if importlib.util.find_spec(m) is None]
-    if not missing:
+    """'' when the provider's packages are importable, else one line saying which command installs them
+    (`make run` installs only the extractive chat). From the provider registry (rag/providers.py)."""
+    p = REGISTRY.get((provider or "").lower())
+    return p.problem() if p is not None else ""
+
+
+def provider_notes(provider: str, settings: Settings) -> str:
+    """What the settings panel says under the provider: not installed, or what else it needs (a key, a model)."""
+    p = REGISTRY.get((provider or "").lower())
+    if p is None:
         return ""
-    cmd, extra = PROVIDER_INSTALL[provider]
-    return (
-        f"回答方式 {provider} 未安装 · the {provider} provider is not installed ({', '.join(missing)} missing): "
-        f"run `{cmd}` (or `.venv/bin/pip install -e '.[{extra}]'`) and restart the chat"
-    )
+    problem = provider_problem(p.name)
+    if problem:
+        return problem
+    return "\n".join(f"⚠ {md_safe(x)}" for x in p.needs(settings))
 
 
 def safe_upload_name(original: str) -> str:
@@ -231,15 +232,11 @@ class ChatService:
         model, base_url = (model or "").strip(), (base_url or "").strip()
         if not model and not base_url:
             return self.pipeline
-        over: dict[str, Any] = {}
-        if model:
-            over["llm.model"] = model
-            if provider == "llamacpp" and model.lower().endswith(".gguf"):
-                over["llm.model_path"] = model
-        if base_url:
-            over["llm.base_url"] = base_url
-            if provider == "ollama":
-                over["llm.host"] = base_url
+        p = REGISTRY.get((provider or "").lower())
+        # the Model / Base URL boxes set the provider's own options (ollama: host; llamacpp: model_path)
+        over: dict[str, Any] = p.overrides(model=model, base_url=base_url, strict=False) if p is not None else {}
+        if not over:
+            return self.pipeline
         return Pipeline(self.settings.with_overrides(**over), retriever=self.retriever)
 
     def _check(self, question: str, provider: str) -> tuple[str, str]:
@@ -615,4 +612,4 @@ class ChatService:
 
 ChatApp = ChatService  # the former name
 
-__all__ = ["ChatService", "ChatApp", "safe_upload_name", "provider_problem", "is_vague", "near_miss", "item_label", "readable", "md_safe", "PROVIDERS", "ALLOWED_UPLOAD"]
+__all__ = ["ChatService", "ChatApp", "safe_upload_name", "provider_problem", "provider_notes", "is_vague", "near_miss", "item_label", "readable", "md_safe", "PROVIDERS", "ALLOWED_UPLOAD"]

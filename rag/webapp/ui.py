@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 from ..config import Settings
 from . import render
 from .render import TABLE_HEADERS, chat_messages, comparison_rows, render_coverage, render_fulldoc, render_sources, render_store
-from .service import ALLOWED_UPLOAD, PROVIDERS, ChatService, md_safe, provider_problem, readable
+from .service import ALLOWED_UPLOAD, PROVIDERS, ChatService, md_safe, provider_notes, provider_problem, readable
 from .state import Turn, conv_choices, delete_conv, empty_store, get_conv, new_id, rename_conv, save_conv, turns_from
 from .stream import Stopped, stream
 
@@ -308,7 +308,7 @@ def build_ui(settings: Settings) -> ChatUI:
         return (msg, gr.Button(visible=False), [], *refresh_docs(sel_cities))
 
     def provider_note(provider):
-        return provider_problem((provider or "extractive").lower())
+        return provider_notes((provider or "extractive").lower(), svc.settings)
 
     def api_ask(question: str, cities: list[str] | None = None, k: int = 0, provider: str = "extractive", history: list[str] | None = None) -> dict:
         """Answer one question (JSON): answer, abstained, citations, timings_ms, rewritten_question …"""
@@ -381,11 +381,12 @@ def build_ui(settings: Settings) -> ChatUI:
                                 info="检索的段落数：来源面板先列引用的段落，其余折叠在下面 · passages retrieved: the cited ones first, the rest folded",
                             )
                             provider_dd = gr.Dropdown(
-                                PROVIDERS, value=provider_default, label="回答方式 Answer provider", elem_id="provider",
+                                list(PROVIDERS), value=provider_default, label="回答方式 Answer provider", elem_id="provider",
                                 info=f"API keys only from the environment (${settings.llm.api_key_env}); LLM answers are checked against the passages",
                             )
-                            provider_md = gr.Markdown(provider_problem(provider_default), elem_id="provider-note")
-                            model_tb = gr.Textbox(value=settings.llm.model, label="模型 Model (name, or GGUF path for llamacpp)", elem_id="model")
+                            provider_md = gr.Markdown(provider_notes(provider_default, settings), elem_id="provider-note")
+                            model_tb = gr.Textbox(value=settings.llm.model, label="模型 Model (name; for llamacpp a bundled model or .gguf path)", elem_id="model",
+                                                  placeholder="empty = the provider's default (rag providers)")
                             base_tb = gr.Textbox(value=settings.llm.base_url, label="Base URL (OpenAI-compatible endpoint / ollama host)", elem_id="base-url")
                         with gr.Accordion("已索引 Coverage: which replies are indexed", open=False, elem_id="coverage-acc"):
                             coverage = gr.HTML(render_coverage(svc.coverage()), elem_id="coverage")
