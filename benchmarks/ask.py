@@ -2,8 +2,11 @@
 
     .venv/bin/python benchmarks/ask.py [--index DIR]
 
-Targets (issue 3), warm: retrieval p50 < 30 ms, whole extractive answer p50 < 60 ms; cold `rag ask` < 3 s.
-Questions: every question of data/gold/qa.jsonl (they name cities of the bundled and extra replies).
+Targets: warm retrieval p50 < 30 ms (issue 3), whole extractive answer p50 <= 40 ms (issue 11); cold `rag ask` < 3 s.
+Questions: every question of data/gold/qa.jsonl (or --gold), answered --rounds times.
+
+Wall-clock figures depend on what else the 2 cores run; the CPU-time rows (process time of the answering
+process, all its threads) do much less, so a figure taken on a busy machine can be read beside them.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--index", default=None, help="an existing index (default: build one of data/replies in a temp dir)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--gold", default=str(REPO / "data" / "gold" / "qa.jsonl"), help="questions (JSONL with a question field)")
     args = ap.parse_args()
     tmp = None
     settings = load_settings()
@@ -46,14 +50,16 @@ def main() -> None:
         settings = settings.with_overrides(index_dir=str(tmp / "index"), **{"embedder.cache_dir": str(cache)})
         ingest([REPO / "data" / "replies"], settings)
     try:
-        questions = [json.loads(line)["question"] for line in (REPO / "data" / "gold" / "qa.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+        questions = [json.loads(line)["question"] for line in Path(args.gold).read_text(encoding="utf-8").splitlines() if line.strip()]
         pipe = Pipeline(settings)
         pipe.ask("预热")  # load index, model, jieba
         pipe.retriever.embedder.embed_array(["预热"], is_query=True)
-        retr, total, embed = [], [], []
+        retr, total, embed, cpu = [], [], [], []
         for _ in range(args.rounds):
             for q in questions:
+                c0 = time.process_time()
                 a = pipe.ask(q)
+                cpu.append((time.process_time() - c0) * 1000)
                 retr.append(a.timings_ms["retrieve"])
                 total.append(a.timings_ms["total"])
                 embed.append(a.timings_ms.get("retrieve.embed", 0.0))
@@ -67,12 +73,13 @@ def main() -> None:
             ("query embedding (warm)", embed),
             ("retrieval (warm)", retr),
             ("whole extractive answer (warm)", total),
+            ("  its CPU time (all threads)", cpu),
             ("cold `rag ask` (new process)", cold),
         ]
         print(f"{len(questions)} questions x {args.rounds} rounds on {settings.index_dir}")
         print(f"{'stage':34} | {'p50 ms':>8} | {'p95 ms':>8} | {'mean ms':>8} | target")
         print(f"{'-' * 34}-|{'-' * 10}|{'-' * 10}|{'-' * 10}|-------")
-        targets = {"retrieval (warm)": "p50 < 30", "whole extractive answer (warm)": "p50 < 60", "cold `rag ask` (new process)": "< 3000"}
+        targets = {"retrieval (warm)": "p50 < 30", "whole extractive answer (warm)": "p50 <= 40", "cold `rag ask` (new process)": "< 3000"}
         for name, xs in rows:
             print(f"{name:34} | {pct(xs, 50):8.1f} | {pct(xs, 95):8.1f} | {statistics.mean(xs):8.1f} | {targets.get(name, '')}")
     finally:

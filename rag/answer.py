@@ -108,6 +108,7 @@ class ExtractiveAnswerer:
         cfg: AnswerConfig | None = None,
         section_chunks: Callable[[str, list[str]], list[Chunk]] | None = None,
         known: Callable[[str], bool] | None = None,
+        missing: Callable[[object, str], float] | None = None,
         section_match: float = 0.5,
         doc_meta: Callable[[str], DocMeta | None] | None = None,
         decider: Decider | None = None,
@@ -116,6 +117,7 @@ class ExtractiveAnswerer:
         self.coverage = coverage  # coverage(part, text): IDF-weighted share of the part's key terms in text
         self.section_chunks = section_chunks
         self.known = known  # does any indexed passage use this word?
+        self.missing = missing  # missing(part, text): the most specific key term text lacks (share of the weightiest)
         self.section_match = section_match  # share of a heading's bigrams a question must repeat to be about it
         self.doc_meta = doc_meta
         self.disabled = frozenset(x.strip() for x in self.cfg.disabled_checks.split(",") if x.strip())
@@ -217,6 +219,8 @@ class ExtractiveAnswerer:
         order = 0
         for hit in hits:
             prior = 1.0 / hit.rank
+            ch = hit.chunk
+            lack = self.missing(part, " ".join([ch.text, ch.city, ch.title, *ch.section_path])) if self.missing else 0.0
             for para in hit.chunk.text.split("\n"):
                 prev = ""
                 for s in split_sentences(para):
@@ -236,7 +240,8 @@ class ExtractiveAnswerer:
                     has_num = bool(_NUMBER.search(said))
                     score = cov + cfg.prior_weight * prior + (cfg.number_bonus if part.asks_number and has_num else 0.0) + fits(said)
                     out.append(_Sent(s, hit, score, cov, has_num, order, said=said, near=bool(near and near.search(said)),
-                                     unit_fit=bool(unit and unit.search(said)), month_fit=bool(when and when.search(said))))
+                                     unit_fit=bool(unit and unit.search(said)), month_fit=bool(when and when.search(said)),
+                                     missing=self.missing(part, said) if self.missing else 0.0, passage_missing=lack))
                     order += 1
         return out
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .config import AnswerConfig
+from .places import short_name
 from .textproc import cn_numbers_to_digits, domain_terms, equivalents, mentions, normalise, unit_pattern
 from .types import Finding, Hit, PlanPart
 
@@ -43,6 +44,8 @@ class Candidate:
     unit_fit: bool = False  # a figure of the kind asked
     month_fit: bool = False
     said: str = ""  # the sentence as compared: NFKC, simplified characters (400萬元 -> 400万元), no whitespace
+    missing: float = 0.0  # the most specific key term the sentence lacks, as a share of the weightiest (retriever.missing)
+    passage_missing: float = 0.0  # the same for its whole passage with its city, title and headings
 
     def __post_init__(self) -> None:
         if not self.said:
@@ -133,6 +136,16 @@ def check_district(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     passage = ctx.passage(c) + normalise(f"{ch.city}{ch.issuer}{ch.title}")
     missing = [d for d in part.districts if d not in passage]
     return _fail("district", f"district {missing[0]} asked, the passage names another place") if missing else _ok("district")
+
+
+def check_place(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """哈尔滨的融资担保基金 has no reply of its own; only a passage that writes about 哈尔滨 can answer it."""
+    if not part.places:
+        return _ok("place", False)
+    ch = c.hit.chunk
+    passage = ctx.passage(c) + normalise(f"{ch.city}{ch.title}")
+    missing = [p for p in part.places if p not in passage and short_name(p) not in passage]
+    return _fail("place", f"{missing[0]} asked, the passage does not write about it") if missing else _ok("place")
 
 
 def year_stated(year: str, passage: str, date: str, english: bool = False) -> bool:
@@ -250,6 +263,7 @@ CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "kind": check_kind,
     "ordinal": check_ordinal,
     "district": check_district,
+    "place": check_place,
     "year": check_year,
     "month": check_month,
     "concept": check_concept,

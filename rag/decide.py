@@ -24,7 +24,7 @@ DEFAULT_MODEL = Path(__file__).parent / "data" / "decider.json"
 BASE_FEATURES = (
     "coverage", "score", "score_rel", "is_best", "bm25_rr", "dense_rr",
     "has_number", "near", "unit_fit", "month_fit", "len_log", "asks_number", "unit_asked", "n_terms_log",
-    "best_coverage", "coverage_gap", "matched_terms", "matched_share",
+    "best_coverage", "coverage_gap", "matched_terms", "matched_share", "missing", "passage_missing",
 )
 FEATURES = BASE_FEATURES + tuple(f"fail:{name}" for name in CHECKS)
 
@@ -50,6 +50,8 @@ def features(part: PlanPart, c: Candidate, best_score: float, findings: list[Fin
         "n_terms_log": math.log1p(len(set(part.terms))),
         "best_coverage": best_coverage,
         "coverage_gap": best_coverage - c.coverage,
+        "missing": c.missing,
+        "passage_missing": c.passage_missing,
     }
     terms = set(part.terms)
     matched = matched_terms(part, c.text)
@@ -76,9 +78,13 @@ class Decider:
         p = self.probability(feats)
         return feats.get("coverage", 0.0) >= self.min_coverage and p >= self.threshold, p
 
-    def probability(self, feats: dict[str, float]) -> float:
+    def score(self, feats: dict[str, float]) -> float:
+        """The linear score (log-odds): what a ranking sorts by, since probabilities saturate at 1.0 and tie."""
         x = np.array([feats.get(n, 0.0) for n in self.names], dtype=np.float64)
-        z = float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+        return float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+
+    def probability(self, feats: dict[str, float]) -> float:
+        z = self.score(feats)
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     def to_dict(self) -> dict:

@@ -24,6 +24,7 @@ class Pipeline:
             settings.answer,
             section_chunks=self.retriever.section_chunks,
             known=self.retriever.known,
+            missing=self.retriever.missing,
             section_match=settings.retrieval.section_match,
             doc_meta=self.retriever.doc_meta,
         )

@@ -216,6 +216,7 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     text = clean_question(question).strip()
     simple = to_simplified(text)
     plan = QuestionPlan(text=text)
+    written: list[str] = []
     plan.language = "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
     indexed = set(lexicon.cities())
     if cities:
@@ -224,11 +225,13 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
         plan.cities, unknown = place_filter(simple, indexed)
         known = getattr(lexicon, "known", None)
         plan.unknown_places = [p for p in unknown if known is None or not (known(p) or known(short_name(p)))]
+        written = [p for p in unknown if p not in plan.unknown_places]  # no reply of its own, written about in one
     plan.years = [str(y) for y in years] if years else list(dict.fromkeys(_YEAR_FILTER.findall(simple)))
     plan.expansion = expand_english(simple)
     topic = f"{simple} {plan.expansion}".strip()
-    for _, a, b in sorted(find_places(topic), key=lambda x: -x[1]):  # place names are filters, not topic words
-        topic = topic[:a] + " " + topic[b:]
+    for full, a, b in sorted(find_places(topic), key=lambda x: -x[1]):  # place names are filters, not topic words
+        if full not in written:  # a place only written about is what the passage must be about: a topic word
+            topic = topic[:a] + " " + topic[b:]
     for c in plan.cities:  # and so are the indexed places below the gazetteer's level (秭归县, 环翠区)
         base = _base(c)
         for name in (base, re.sub(r"(市|县|区|旗)$", "", base)):
@@ -247,4 +250,6 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     work = plan if simple == text else QuestionPlan(text=simple, terms=plan.terms, alts=plan.alts)
     plan.parts = [analyze_part(p, work) for p in question_parts(simple)]
     plan.whole = plan.parts[0] if len(plan.parts) == 1 else analyze_part(simple, work)
+    for part in {id(p): p for p in (*plan.parts, plan.whole)}.values():
+        part.places = list(written)
     return plan

@@ -179,6 +179,19 @@ class Retriever:
                 hit += w
         return hit / total if total else 0.0
 
+    def missing(self, q, text: str) -> float:
+        """The weight of the most specific key term of `q` that `text` lacks, as a share of the weightiest term's
+        (0 when every term is there): a passage without 天使 is not about 天使投资基金, whatever else it shares."""
+        t = normalise(text).lower()
+        best = miss = 0.0
+        for term in q.terms:
+            alts = q.alts.get(term)
+            w = self.term_weight(term, alts) if alts else self.idf(term)
+            best = max(best, w)
+            if not (term in t or (alts and any(a in t for a in alts))):
+                miss = max(miss, w)
+        return miss / best if best else 0.0
+
     def known(self, word: str) -> bool:
         """Is `word` (or every piece jieba cuts it into) a term of the indexed passages?"""
         df = self.document_frequencies()
@@ -274,7 +287,7 @@ class Retriever:
             if mode == "hybrid" and cfg.ranking == "learned":
                 # final ranking: the learned probability that the passage holds the answer (rag.rank)
                 ranker = self.ranker
-                scored = {row: ranker.probability(feats[row]) + 1e-6 * f for row, f in fused.items()}
+                scored = {row: ranker.score(feats[row]) + 1e-6 * f for row, f in fused.items()}
             elif mode == "hybrid":
                 # final ranking: fused rank plus how much of the question's key vocabulary the passage holds
                 scored = {row: f + cfg.coverage_weight * self.coverage_row(q, row) for row, f in fused.items()}
@@ -312,7 +325,7 @@ class Retriever:
         return self._cached_norm(("ctx", row), context)
 
     def _rank_features(self, q: Query, fused: dict[int, float], dense: list[tuple[int, float]], sparse: list[tuple[int, float]]) -> dict[int, dict[str, float]]:
-        from .rank import rank_features
+        from .rank import plan_fit, rank_features
 
         gen = self.generation()
         d_rank = {row: i + 1 for i, (row, _) in enumerate(dense)}
@@ -329,6 +342,7 @@ class Retriever:
                 b_rank.get(row), b_score.get(row, 0.0), b_best, d_rank.get(row), d_sim.get(row, 0.0), d_best, f, f_best,
                 self.coverage_row(q, row), self._coverage_norm(q, self._context_text(row)), len(c.text),
                 bool(c.section_path) and c.section_path[0] == "前言",
+                plan_fit(q, self._row_text(row), c.text, c.date, self._coverage_norm),
             )
         return out
 

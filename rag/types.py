@@ -130,6 +130,7 @@ class PlanPart:
     kinds: list[str] = field(default_factory=list)  # 有什么奖励 -> 奖励
     concepts: list[str] = field(default_factory=list)  # the field's named concepts (首贷户, 创新型中小企业)
     meta: list[str] = field(default_factory=list)  # what this part asks about the reply itself (date, addressee…)
+    places: list[str] = field(default_factory=list)  # places named with no reply of their own but written about in one (哈尔滨)
     english: bool = False
 
     def to_dict(self) -> dict[str, Any]:

@@ -107,3 +107,29 @@ def test_traditional_sentence_states_the_unit():
     plan = analyze("秭归县财政一次性奖励多少钱?", _Lex())
     ctx = CheckContext(AnswerConfig(), known=None)
     assert CHECKS["unit"](plan.parts[0], _cand("縣級財政給予400萬元的一次性獎勵補助"), ctx).ok
+
+
+class _WritingLex(_Lex):
+    """哈尔滨 has no reply of its own but an indexed passage writes about it."""
+
+    def known(self, word):
+        return word in {"哈尔滨", "哈尔滨市"}
+
+
+@pytest.mark.parametrize("passage, ok", [
+    ("深圳市设立融资担保基金,规模20亿元。", False),
+    ("哈尔滨市设立融资担保基金,规模20亿元。", True),
+])
+def test_place_only_written_about_must_be_in_the_passage(passage, ok):
+    plan = analyze("哈尔滨为中小企业设立的融资担保基金规模是多少?", _WritingLex())
+    assert plan.unknown_places == [] and plan.parts[0].places == ["哈尔滨市"]
+    assert "哈尔滨" in plan.terms  # the place is what the passage must be about, so it is searched for
+    ctx = CheckContext(AnswerConfig(), known=lambda w: True)
+    f = CHECKS["place"](plan.parts[0], _cand(passage), ctx)
+    assert f.ok is ok and f.applies
+
+
+def test_place_check_does_not_apply_to_indexed_places():
+    plan = analyze("营口对博士每月补贴多少钱?", _WritingLex())
+    f = CHECKS["place"](plan.parts[0], _cand("博士每月补贴2000元。"), CheckContext(AnswerConfig()))
+    assert f.ok and not f.applies

@@ -131,3 +131,17 @@ def test_langchain_retriever_in_a_chain(retriever):
 
     chain = retriever.as_langchain(k=2) | RunnableLambda(lambda docs: [d.metadata["doc_id"] for d in docs])
     assert chain.invoke("营口市对博士每月补贴多少?")[0] == "yingkou"
+
+
+def test_missing_is_the_most_specific_absent_term(retriever):
+    plan = retriever.analyze("沈阳设立的天使投资基金总规模有多大?")
+    part = plan.parts[0]
+    assert "天使" in part.terms and "规模" in part.terms
+    assert retriever.missing(part, "|".join(part.terms)) == 0.0
+    weights = {t: (retriever.term_weight(t, part.alts[t]) if t in part.alts else retriever.idf(t)) for t in part.terms}
+    top = max(weights.values())
+    for term, w in weights.items():  # lacking one term costs that term's share of the weightiest
+        rest = "|".join(t for t in part.terms if term not in t)
+        assert retriever.missing(part, rest) >= w / top - 1e-9
+    without_angel = retriever.missing(part, "设立沈阳市成果转化投资基金,总规模4亿元。")
+    assert without_angel >= weights["天使"] / top - 1e-9 > 0
