@@ -386,6 +386,8 @@ def _ingest_milvus_locked(paths, settings: Settings, rebuild: bool, progress: Pr
     new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in indexed, reparse, rep, progress)
     rep.timings["parse"] = time.perf_counter() - t_parse
     if not new_chunks and not deletes:
+        if manifest:
+            store.recover()  # a batch that died after its commit: its clean-up
         rep.generation = store.current_name() or ""
         rep.seconds = time.perf_counter() - t0
         rep.chunks_total = _milvus_chunk_total(store) if manifest else 0
