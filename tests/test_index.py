@@ -250,7 +250,7 @@ def test_sentence_transformers_backend_with_the_bundled_model(tmp_path):
     assert manifest["embedder"].startswith(f"sentence-transformers:{model}")
     assert manifest["dim"] == 384  # all-MiniLM-L6-v2
     gen = IndexStore(index).load(expect_embedder=manifest["embedder"])
-    assert gen.vectors.shape == (len(gen.chunks), 384)
+    assert gen.vectors_of(range(len(gen.chunks))).shape == (len(gen.chunks), 384)
 
     st_env = {**env, "RAG_EMBEDDER": "sentence-transformers", "RAG_EMBED_MODEL": str(model)}
     a = run_rag("ask", "营口市对博士每月补贴多少?", "--index", index, "--json", env=st_env)
