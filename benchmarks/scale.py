@@ -207,7 +207,7 @@ def build(index_dir: Path, docs, chunks, tokens, vectors, identity: str) -> dict
     import rag.index as ri
 
     timings: dict[str, float] = {}
-    orig_faiss, orig_bm25 = ri.build_faiss, ri.build_bm25
+    orig_faiss, orig_bm25 = ri.build_faiss, ri.Postings.__dict__["from_tokens"]
 
     def timed(name, fn):
         def run(*a, **kw):
@@ -219,16 +219,17 @@ def build(index_dir: Path, docs, chunks, tokens, vectors, identity: str) -> dict
 
         return run
 
-    ri.build_faiss, ri.build_bm25 = timed("faiss", orig_faiss), timed("bm25", orig_bm25)
+    ri.build_faiss, ri.Postings.from_tokens = timed("faiss", orig_faiss), timed("bm25", ri.Postings.from_tokens)  # BM25 postings
     try:
         t = time.perf_counter()
         name = ri.IndexStore(index_dir).write_generation(identity, vectors.shape[1], docs, chunks, vectors, tokens)
         timings["total"] = time.perf_counter() - t
     finally:
-        ri.build_faiss, ri.build_bm25 = orig_faiss, orig_bm25
+        ri.build_faiss = orig_faiss
+        ri.Postings.from_tokens = orig_bm25
     gdir = index_dir / name
     manifest = json.loads((gdir / "manifest.json").read_text(encoding="utf-8"))
-    return {"build_s": timings, "disk_mb": dir_mb(gdir), "faiss": manifest["faiss"]}
+    return {"build_s": timings, "disk_mb": dir_mb(index_dir), "faiss": manifest["faiss"]}
 
 
 # ------------------------------------------------------------------ query worker (a fresh process)
@@ -290,7 +291,7 @@ def worker(index_dir: str, n_questions: int) -> dict:
     return {
         "with_embedding_ms": {"p50": pct(e2e, 50), "p95": pct(e2e, 95)},
         "chunks": len(gen.chunks),
-        "faiss": type(gen.faiss_index).__name__,
+        "faiss": gen.manifest.get("faiss"),
         "open_s": open_s,
         "query_ms": {"p50": pct(totals, 50), "p95": pct(totals, 95), "mean": statistics.mean(totals)},
         "parts_p50_ms": {k: pct(v, 50) for k, v in parts.items()},
@@ -471,12 +472,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 # ------------------------------------------------------------------ backends side by side (--backend milvus)
-def backend_compare(n: int, sents, svecs, stoks, metas, qs: list[str], qvecs: np.ndarray, work: Path, identity: str) -> dict:
+def backend_compare(n: int, sents, svecs, stoks, metas, qs: list[str], qvecs: np.ndarray, work: Path, identity: str, milvus_max: int = 10**9) -> dict:
     """faiss and Milvus Lite on the same n synthetic chunks, in this process: ingest rate, an incremental update of
     1% of the documents, query p50/p95 (dense, lexical, hybrid = the real Retriever.search, filtered by city),
     memory (RSS growth) and disk."""
     from rag.config import load_settings
-    from rag.index import FaissStore
+    from rag.index import FaissStore, Postings
     from rag.milvus_store import MilvusStore
     from rag.retriever import Retriever
     from rag.store import DocChange
@@ -522,7 +523,7 @@ def backend_compare(n: int, sents, svecs, stoks, metas, qs: list[str], qvecs: np
             res[name] = {"p50": pct(ts, 50), "p95": pct(ts, 95)}
         return res
 
-    for backend in ("faiss", "milvus"):
+    for backend in ("faiss", "milvus") if n <= milvus_max else ("faiss",):
         gc.collect()
         rss0 = rss_mb()[0]
         d = work / f"cmp-{backend}-{n}"
@@ -542,11 +543,25 @@ def backend_compare(n: int, sents, svecs, stoks, metas, qs: list[str], qvecs: np
         # 1% of the documents change (new content hash, same passages re-embedded: the vectors are reused)
         new_docs = {di: DocMeta(**{**docs[di].to_dict(), "content_hash": docs[di].content_hash[:-8] + "feedbeef"}) for di in upd}
         t = time.perf_counter()
-        if backend == "faiss":  # the faiss backend writes a whole new generation
-            store.write_generation(identity, vectors.shape[1], {**docs, **new_docs}, chunks, vectors, tokens)
+        if backend == "faiss":  # incremental: one new segment with those documents, tombstones for their old rows
+            store.apply(identity, vectors.shape[1], {**docs, **new_docs},
+                        [DocChange(new_docs[di], [chunks[i] for i in by_doc[di]], vectors[by_doc[di]], [tokens[i] for i in by_doc[di]]) for di in upd], [])
+            row["update_1pct_s"] = time.perf_counter() - t
+            row["disk_after_update_mb"] = dir_mb(d)["total"]
+            # what the same update cost before segments: a whole new generation (FAISS + BM25 of every passage)
+            rb = work / f"cmp-faiss-rebuild-{n}"
+            t = time.perf_counter()
+            FaissStore(rb).write_generation(identity, vectors.shape[1], {**docs, **new_docs}, chunks, vectors, tokens)
+            row["rebuild_s"] = time.perf_counter() - t
+            shutil.rmtree(rb, ignore_errors=True)
+            t = time.perf_counter()
+            Postings.from_tokens(tokens)
+            row["bm25_postings_all_s"] = time.perf_counter() - t
+            t = time.perf_counter()  # (the merge is timed after the queries, on the two-segment index)
         else:
             store.apply(identity, vectors.shape[1], [DocChange(new_docs[di], [chunks[i] for i in by_doc[di]], vectors[by_doc[di]], [tokens[i] for i in by_doc[di]]) for di in upd], [])
-        row["update_1pct_s"] = time.perf_counter() - t
+        if backend != "faiss":
+            row["update_1pct_s"] = time.perf_counter() - t
         r = Retriever(settings, embedder=Pre())
         t = time.perf_counter()
         snap = r.generation()
@@ -554,6 +569,10 @@ def backend_compare(n: int, sents, svecs, stoks, metas, qs: list[str], qvecs: np
         row["query_ms"] = timed_queries(snap, r)
         row["rss_growth_mb"] = rss_mb()[0] - rss0
         row["disk_mb"] = dir_mb(d)["total"] if d.exists() else 0.0
+        if backend == "faiss":  # fold the update's segment and tombstones back into one segment
+            t = time.perf_counter()
+            store.compact()
+            row["merge_s"] = time.perf_counter() - t
         print(f"  {backend}: {json.dumps(row)}", flush=True)
         out[backend] = row
         del r, snap, store
@@ -566,15 +585,21 @@ def backend_compare(n: int, sents, svecs, stoks, metas, qs: list[str], qvecs: np
 
 
 def backend_table(rows: list[dict]) -> str:
-    head = f"{'chunks':>8} {'backend':>8} {'ingest s':>9} {'chunks/s':>9} {'1% upd s':>9} {'open s':>7} " + " ".join(
+    head = f"{'chunks':>8} {'backend':>8} {'ingest s':>9} {'chunks/s':>9} {'1% upd s':>9} {'rebuild s':>9} {'merge s':>8} {'open s':>7} " + " ".join(
         f"{k[:14]:>16}" for k in ("dense p50/p95", "lexical p50/95", "filtered p50/95", "hybrid p50/p95")) + f" {'RSS+ MB':>8} {'disk MB':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
         for b in ("faiss", "milvus"):
+            if b not in r:
+                lines.append(f"{fmt_n(r['n']):>8} {b:>8}  not run (--milvus-max)")
+                continue
             x = r[b]
             q = x["query_ms"]
             cells = " ".join(f"{q[k]['p50']:>7.1f}/{q[k]['p95']:<8.1f}" for k in ("dense", "lexical", "filtered dense+lexical", "hybrid (Retriever.search)"))
-            lines.append(f"{fmt_n(r['n']):>8} {b:>8} {x['ingest_s']:>9.1f} {x['ingest_chunks_per_s']:>9.0f} {x['update_1pct_s']:>9.1f} {x['open_s']:>7.2f} {cells} {x['rss_growth_mb']:>8.0f} {x['disk_mb']:>8.1f}")
+            rebuild = f"{x['rebuild_s']:>9.1f}" if "rebuild_s" in x else f"{'-':>9}"
+            merge = f"{x['merge_s']:>8.1f}" if "merge_s" in x else f"{'-':>8}"
+            lines.append(f"{fmt_n(r['n']):>8} {b:>8} {x['ingest_s']:>9.1f} {x['ingest_chunks_per_s']:>9.0f} {x['update_1pct_s']:>9.2f} {rebuild} {merge} "
+                         f"{x['open_s']:>7.2f} {cells} {x['rss_growth_mb']:>8.0f} {x['disk_mb']:>8.1f}")
     return "\n".join(lines)
 
 
@@ -591,6 +616,7 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="print the tables and redraw the plot of the saved scale.json")
     ap.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
                     help="milvus: compare the faiss and Milvus Lite backends at each size in the same run (ingest, 1%% update, queries, memory, disk)")
+    ap.add_argument("--milvus-max", default="1e9", help="with --backend milvus: run Milvus Lite only up to this many chunks (faiss at every size)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -622,7 +648,7 @@ def main() -> None:
         try:
             for n in sizes:
                 print(f"\n== {n:,} chunks: faiss and Milvus Lite", flush=True)
-                rows.append(backend_compare(n, sents, svecs, stoks, metas, qs, qvecs, work, identity))
+                rows.append(backend_compare(n, sents, svecs, stoks, metas, qs, qvecs, work, identity, int(float(args.milvus_max))))
                 (out_dir / "scale-backends.json").write_text(json.dumps({"machine": {"cores": os.cpu_count(), "load_avg": os.getloadavg()}, "sizes": rows}, indent=1), encoding="utf-8")
         finally:
             if not args.workdir:
@@ -660,7 +686,7 @@ def main() -> None:
             row["query"] = w
             print(f"  query p50 {w['query_ms']['p50']:.1f} ms p95 {w['query_ms']['p95']:.1f} ms, RSS {w['rss_mb']:.0f} MB (peak {w['peak_rss_mb']:.0f}), open {w['open_s']:.2f} s", flush=True)
             if not args.no_ann:
-                gen_faiss = next(index_dir.glob("gen-*/dense.faiss"))
+                gen_faiss = next(index_dir.glob("segments/seg-*/dense.faiss"))
                 a = ann_eval(vectors, qvecs, city_rows, gen_faiss if b["faiss"] != "IndexFlatIP" else None)
                 row["ann"] = a
                 print(f"  ann {json.dumps(a)}", flush=True)

@@ -100,8 +100,9 @@ def ingest(
         None, "--ray", metavar="local|ADDRESS", help="Embed in Ray: 'local' starts a Ray on this machine; ray://HOST:10001 (or 'auto') uses a running cluster."
     ),
     ray_workers: int = typer.Option(0, "--ray-workers", min=0, help="Embedder actors in Ray (default: one per CPU of the cluster)."),
+    compact: bool = typer.Option(False, "--compact", help="faiss: afterwards merge every segment into one (see also `rag compact`)."),
 ) -> None:
-    """Add or update replies in the index (unchanged files are skipped)."""
+    """Add or update replies in the index (unchanged files are skipped; faiss: only what changed is written)."""
 
     def body():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -138,6 +139,7 @@ def ingest(
             rep = run_ingest(
                 [str(p) for p in paths], settings, rebuild=rebuild, progress=Reporter(), lock_timeout=wait,
                 ray=None if ray is None else ("" if ray.strip().lower() == "local" else ray.strip()), ray_workers=ray_workers,
+                compact=compact,
             )
         if as_json:
             print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
@@ -149,9 +151,51 @@ def ingest(
                 f"removed {len(rep.removed)}, skipped {len(rep.skipped)} · {rep.chunks_total} chunks ({rep.chunks_embedded} embedded) · "
                 f"{rep.seconds:.1f} s → {escape(str(settings.index_dir))}"
             )
+            _print_segments(rep)
         ok = rep.added or rep.updated or rep.unchanged or rep.removed
         if not ok:
             raise UserError("nothing could be ingested" + (f" ({len(rep.skipped)} file(s) skipped)" if rep.skipped else ""))
+
+    _run(body)
+
+
+def _print_segments(rep) -> None:
+    """What the faiss backend wrote: the new segment, the tombstones, a merge."""
+    for note in rep.notes:
+        console.print(f"[dim]{escape(note)}[/]")
+    parts = []
+    if rep.segment:
+        parts.append(f"wrote segment {rep.segment} ({rep.chunks_written} chunks)")
+    if rep.tombstoned:
+        parts.append(f"tombstoned {rep.tombstoned} chunks of replaced or removed documents")
+    if rep.merged:
+        into = f" into {rep.merged_into}" if rep.merged_into else ""
+        parts.append(f"merged {len(rep.merged)} segment(s){into}, dropping {rep.merge_dropped_rows} tombstoned chunks")
+    if parts:
+        console.print("[dim]" + "; ".join(parts) + f" · generation {escape(rep.generation)}[/]")
+
+
+@app.command()
+def compact(
+    index: Optional[str] = typer.Option(None, "--index", help="Index directory."),
+    wait: float = typer.Option(0, "--wait", help="Seconds to wait for a running ingest."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """faiss: merge every segment of the index into one, leaving out tombstoned (replaced or removed) passages."""
+
+    def body():
+        from .ingest import compact_index
+
+        settings = _settings(index)
+        if (settings.index.backend or "faiss").lower() != "faiss":
+            raise UserError("`rag compact` is for the faiss backend (Milvus compacts its own segments)")
+        rep = compact_index(settings, lock_timeout=wait)
+        if as_json:
+            print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
+        elif rep.merged:
+            _print_segments(rep)
+        else:
+            console.print(f"nothing to merge (one segment, no tombstones) · {rep.chunks_total} chunks · generation {escape(rep.generation)}")
 
     _run(body)
 

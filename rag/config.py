@@ -116,7 +116,11 @@ class IndexConfig:
     token_env: str = "MILVUS_TOKEN"  # name of the variable holding the token ("user:password" or an API key); never the token itself
     collection: str = "rag"  # prefix of the collections (<collection>_chunks, _docs, _meta)
     db_name: str = ""  # Milvus database (standalone/cluster); empty = default
-    batch_docs: int = 200  # documents written to Milvus per step (each step commits by document)
+    batch_docs: int = 200  # documents written to Milvus per step (each step commits as one batch, README Scaling)
+    # faiss: an ingest appends one segment; a merge folds segments together when there are more than
+    # max_segments, or rewrites a segment whose tombstoned (deleted or replaced) share passes max_dead_fraction
+    max_segments: int = 8
+    max_dead_fraction: float = 0.25
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 from .chunker import chunk_document
 from .config import Settings
 from .embedder import EmbeddingCache, embed_with_cache, make_embedder
-from .index import IncompatibleIndex, IndexStore
+from .index import FORMAT_VERSION, IncompatibleIndex, IndexStore, compaction_plan
 from .loader import LoadError, discover, read_file
 from .parser import parse
 from .textproc import tokenize
@@ -44,6 +44,14 @@ class IngestReport:
     seconds: float = 0.0
     generation: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    # faiss: what the ingest wrote
+    segment: str = ""  # the new segment (only the added and changed documents' passages)
+    chunks_written: int = 0  # passages written into it
+    tombstoned: int = 0  # passages of replaced or removed documents marked deleted
+    merged: list[str] = field(default_factory=list)  # segments folded together by a merge
+    merged_into: str = ""
+    merge_dropped_rows: int = 0  # tombstoned passages the merge left out
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -60,6 +68,13 @@ class IngestReport:
             "chunks_embedded": self.chunks_embedded,
             "seconds": round(self.seconds, 3),
             "generation": self.generation,
+            "segment": self.segment,
+            "chunks_written": self.chunks_written,
+            "tombstoned": self.tombstoned,
+            "merged": self.merged,
+            "merged_into": self.merged_into,
+            "merge_dropped_rows": self.merge_dropped_rows,
+            "notes": self.notes,
         }
 
 
@@ -95,9 +110,11 @@ def ingest(
     remove_ids: list[str] | None = None,
     ray: str | None = None,
     ray_workers: int = 0,
+    compact: bool = False,
 ) -> IngestReport:
     """Add/update the files under `paths` (and remove `remove_ids`) in the index at settings.index_dir
-    (or the Milvus collection of [index]). `ray`: embed in Ray ("" = a local Ray, else a cluster address)."""
+    (or the Milvus collection of [index]). `ray`: embed in Ray ("" = a local Ray, else a cluster address).
+    `compact`: (faiss) merge every segment into one afterwards."""
     t0 = time.perf_counter()
     progress = progress or Progress()
     backend = (settings.index.backend or "faiss").lower()
@@ -113,7 +130,7 @@ def ingest(
     try:
         if backend == "milvus":
             return _ingest_milvus_locked(paths, settings, rebuild, progress, remove_ids or [], t0, embed)
-        return _ingest_locked(paths, settings, store, rebuild, progress, remove_ids or [], t0, embed)
+        return _ingest_locked(paths, settings, store, rebuild, progress, remove_ids or [], t0, embed, compact=compact)
     finally:
         lock.release()
 
@@ -172,77 +189,131 @@ def _drop_and_discover(docs: dict[str, DocMeta], paths, remove_ids: list[str], r
     return found, dropped
 
 
-def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float, embed: _Embed) -> IngestReport:
+def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, progress: Progress, remove_ids: list[str], t0: float, embed: _Embed,
+                   compact: bool = False) -> IngestReport:
+    """The faiss backend: the added and changed documents go into one new segment, replaced and removed ones get
+    tombstones (rag.index); the existing segments are neither read nor rewritten. A from-scratch generation only
+    with --rebuild (or for an index of the older one-piece format); merges by [index] max_segments / max_dead_fraction."""
     rep = IngestReport()
     embedder = make_embedder(settings.embedder)
     identity = embedder.identity
     parsing = parsing_identity(settings)
     reparse = False  # the index was made by another parser/chunker version: the files given are parsed again
 
-    # the current state (kept documents and their chunks/vectors)
+    # the current state: the documents' metadata and which have passages (the manifest; no segment is loaded)
     docs: dict[str, DocMeta] = {}
-    chunks_by_doc: dict[str, list[Chunk]] = {}
-    vec_by_chunk: dict[str, np.ndarray] = {}
-    if store.exists() and not rebuild:
+    indexed: set[str] = set()
+    manifest = store.read_manifest() if store.exists() else None
+    if manifest is not None and not rebuild and manifest.get("format_version") != FORMAT_VERSION:
+        rebuild = True  # an index of the older format is converted: written again from its files (the cache has the vectors)
+        rep.notes.append(f"index format {manifest.get('format_version')} converted to {FORMAT_VERSION}")
+    if manifest is not None and not rebuild:
         try:
-            gen = store.load(expect_embedder=identity)
+            store.check_manifest(manifest, expect_embedder=identity)
         except IncompatibleIndex as e:
             raise IngestError(str(e)) from e
-        docs = dict(gen.docs)
-        reparse = gen.manifest.get("parsing") != parsing
-        for i, c in enumerate(gen.chunks):
-            chunks_by_doc.setdefault(c.doc_id, []).append(c)
-            vec_by_chunk[c.chunk_id] = gen.vectors[i]
-    elif store.exists() and rebuild:
+        docs = store.read_docs()
+        indexed = set(manifest.get("documents") or {})
+        reparse = manifest.get("parsing") != parsing
+    elif manifest is not None and rebuild:
         # rebuild re-reads the files the index knows about, plus the given paths
-        try:
-            old = store.read_manifest() or {}
-        except Exception:
-            old = {}
-        known = [v.get("path") for v in (old.get("documents") or {}).values() if v.get("path")]
+        known = [v.get("path") for v in (manifest.get("documents") or {}).values() if v.get("path")]
         paths = list(paths) + [p for p in known if Path(p).exists() and p not in paths]
 
     found, dropped = _drop_and_discover(docs, paths, remove_ids, rep, progress, store.dir)
-    for doc_id in dropped:
-        chunks_by_doc.pop(doc_id, None)
+    indexed -= set(dropped)
 
     t_parse = time.perf_counter()
-    new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in chunks_by_doc, reparse, rep, progress)
+    new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in indexed, reparse, rep, progress)
     rep.timings["parse"] = time.perf_counter() - t_parse
 
     if not rep.changed and not rebuild and not reparse:
-        rep.chunks_total = sum(len(v) for v in chunks_by_doc.values())
+        if compact and manifest is not None:
+            _compact(store, None, rep)
+        rep.chunks_total = int((store.read_manifest() or {}).get("chunk_count") or 0)
         rep.generation = store.current_name() or ""
         rep.seconds = time.perf_counter() - t0
         return rep
 
-    chunks_by_doc.update(new_chunks)
-    all_chunks: list[Chunk] = [c for doc_id in sorted(chunks_by_doc) for c in chunks_by_doc[doc_id]]
+    todo: list[Chunk] = [c for doc_id in sorted(new_chunks) for c in new_chunks[doc_id]]
     # BM25 tokens (jieba, pure Python) are computed in a thread while the C embedder runs (it releases the GIL)
     tokens: list[list[str]] = []
-    tok_thread = threading.Thread(target=lambda: tokens.extend(tokenize(c.context_text()) for c in all_chunks), daemon=True)
+    tok_thread = threading.Thread(target=lambda: tokens.extend(tokenize(c.context_text()) for c in todo), daemon=True)
     tok_thread.start()
-    # embed what is new (the cache makes a rebuild of unchanged text free)
+    # embed only what is new or changed (the cache makes a rebuild of unchanged text free)
     t_emb = time.perf_counter()
-    need = [c for c in all_chunks if c.chunk_id not in vec_by_chunk or c.doc_id in new_chunks]
-    vecs, n_embedded = embed(embedder, identity, [c.context_text() for c in need], progress)
-    for c, v in zip(need, vecs):
-        vec_by_chunk[c.chunk_id] = v
+    vecs, n_embedded = embed(embedder, identity, [c.context_text() for c in todo], progress)
     rep.chunks_embedded = n_embedded
     rep.timings["embed"] = time.perf_counter() - t_emb
 
     t_idx = time.perf_counter()
     progress.stage("indexing")
-    dim = int(vecs.shape[1]) if len(need) else (int(next(iter(vec_by_chunk.values())).shape[0]) if vec_by_chunk else embedder.dim)
-    vectors = np.stack([vec_by_chunk[c.chunk_id] for c in all_chunks]) if all_chunks else np.zeros((0, dim), np.float32)
+    dim = int(vecs.shape[1]) if len(todo) else int((manifest or {}).get("dim") or embedder.dim)
+    vecs = np.asarray(vecs, dtype=np.float32).reshape(len(todo), dim)
     tok_thread.join()
-    if len(tokens) != len(all_chunks):  # the thread failed: do it here, where an error is reported
-        tokens = [tokenize(c.context_text()) for c in all_chunks]
-    rep.generation = store.write_generation(identity, dim, docs, all_chunks, vectors, tokens, extra={"parsing": parsing})
+    if len(tokens) != len(todo):  # the thread failed: do it here, where an error is reported
+        tokens = [tokenize(c.context_text()) for c in todo]
+    if rebuild or manifest is None:
+        rep.generation = store.write_generation(identity, dim, docs, todo, vecs, tokens, extra={"parsing": parsing})
+        rep.segment = (store.read_manifest() or {}).get("segments", [{}])[-1].get("name", "") if todo else ""
+    else:
+        from .store import DocChange
+
+        changes, pos = [], 0
+        for d in sorted(new_chunks):
+            cs = new_chunks[d]
+            changes.append(DocChange(meta=docs[d], chunks=cs, vectors=vecs[pos : pos + len(cs)], tokens=tokens[pos : pos + len(cs)]))
+            pos += len(cs)
+        done = store.apply(identity, dim, docs, changes, dropped, extra={"parsing": parsing})
+        rep.generation, rep.segment, rep.tombstoned = done["generation"], done["segment"] or "", done["tombstoned_rows"]
+    rep.chunks_written = len(todo)
     rep.timings["index"] = time.perf_counter() - t_idx
-    rep.chunks_total = len(all_chunks)
+    if compact:
+        _compact(store, None, rep)
+    else:
+        plan = compaction_plan(store.read_manifest() or {}, settings.index.max_segments, settings.index.max_dead_fraction)
+        if plan:
+            _compact(store, plan, rep)
+    rep.chunks_total = int((store.read_manifest() or {}).get("chunk_count") or 0)
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def _compact(store: IndexStore, names: list[str] | None, rep: IngestReport) -> None:
+    t = time.perf_counter()
+    done = store.compact(names)
+    if done:
+        rep.generation = done["generation"]
+        rep.merged = done["merged"]
+        rep.merged_into = done["segment"] or ""
+        rep.merge_dropped_rows = done["dropped_rows"]
+        rep.timings["merge"] = time.perf_counter() - t
+
+
+def compact_index(settings: Settings, lock_timeout: float = 0) -> IngestReport:
+    """`rag compact`: merge every segment of the faiss index into one, without tombstoned rows."""
+    t0 = time.perf_counter()
+    store = IndexStore(settings.index_dir)
+    if not store.exists():
+        raise IngestError(f"no index at {store.dir}: build one with `rag ingest data/replies`")
+    lock = lock_for(store.dir)
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout as e:
+        raise IndexLocked(f"another `rag ingest` is writing the index at {store.dir} (lock {lock.lock_file}); wait for it to finish and try again") from e
+    try:
+        rep = IngestReport()
+        try:
+            store.check_manifest(store.read_manifest() or {})
+        except IncompatibleIndex as e:
+            raise IngestError(str(e)) from e
+        _compact(store, None, rep)
+        rep.generation = store.current_name() or ""
+        rep.chunks_total = int((store.read_manifest() or {}).get("chunk_count") or 0)
+        rep.seconds = time.perf_counter() - t0
+        return rep
+    finally:
+        lock.release()
 
 
 def _read_and_parse(files, settings: Settings, docs: dict[str, DocMeta], has_chunks, reparse: bool, rep: IngestReport, progress: Progress) -> dict[str, list[Chunk]]:
@@ -315,6 +386,8 @@ def _ingest_milvus_locked(paths, settings: Settings, rebuild: bool, progress: Pr
     new_chunks = _read_and_parse(found.files, settings, docs, lambda d: d in indexed, reparse, rep, progress)
     rep.timings["parse"] = time.perf_counter() - t_parse
     if not new_chunks and not deletes:
+        if manifest:
+            store.recover()  # a batch that died after its commit: its clean-up
         rep.generation = store.current_name() or ""
         rep.seconds = time.perf_counter() - t0
         rep.chunks_total = _milvus_chunk_total(store) if manifest else 0

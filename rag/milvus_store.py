@@ -9,17 +9,23 @@ Collections (prefix `[index] collection`, default `rag`):
                 BM25-indexed: the passage with its context, NFKC, lower case), dense FLOAT_VECTOR (normalised,
                 metric IP), sparse SPARSE_FLOAT_VECTOR made from `lex` by Milvus's BM25 function with a jieba
                 analyzer holding the project's domain words (rag/data/userdict.txt) and stop words
-    rag_docs    doc_id, content_hash, meta (DocMeta JSON), chunks, terms (passages per term, for idf)
-    rag_meta    manifest (format, embedder, dim, parsing), generation counter, pending batch
+    rag_docs    key (doc_id@batch), doc_id, batch, deleted, content_hash, meta (DocMeta JSON), chunks, terms
+                (passages per term, for idf): one row per version of a document, written by batch `batch`
+    rag_meta    `commit-<batch>` rows (the batch number and the manifest: format, embedder, dim, parsing), `pending`
 
-Milvus has no multi-row transactions, so a write is ordered to be safe at every point (a crash, kill -9):
-1. `pending` = the batch's documents and their new hashes;
+Milvus has no multi-row or multi-collection transactions (upsert, delete and insert each apply on their own;
+one call's rows share one timestamp), so a batch of documents is made atomic with a commit record:
+1. `pending` = the batch's documents and their new hashes (for recovery);
 2. the new passages are inserted (row ids depend on the document hash: they never overwrite the old ones);
-3. the batch's document rows are upserted (deleted documents' rows deleted) — the commit, per document;
-4. the old passages are deleted; the generation counter is bumped; `pending` is cleared.
-A reader keeps only passages whose doc_hash is its snapshot's hash of that document, so it sees each document
-either as before or as after, never both or a mix; the next writer first removes what a crashed one left
-(`recover`).
+3. the batch's document rows are inserted with the batch's number B (a deleted document gets a tombstone
+   row), next to the committed ones, which stay;
+4. the commit: one row `commit-B` is inserted into rag_meta. Readers take the highest committed batch W and,
+   per document, its row with the highest batch <= W: before this single-row insert they see the whole batch
+   as before, after it the whole batch as after;
+5. clean-up: the batch's documents' older rows, their old passages, older commit rows; `pending` cleared.
+A reader keeps only passages whose doc_hash is its snapshot's hash of that document. The next writer first
+removes what a crashed one left (`recover`: document rows of batches above W, passages of pending documents
+that are not their committed version).
 """
 from __future__ import annotations
 
@@ -38,8 +44,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .config import Settings
-from .index import FORMAT_VERSION, IncompatibleIndex, IndexError_
+from .index import IncompatibleIndex, IndexError_
 from .types import Chunk, DocMeta
+
+
+def _step(name: str) -> None:
+    """A point between two writes of a batch. Does nothing; the failure-injection tests make it raise."""
+
+
+FORMAT_VERSION = 2  # of the Milvus collections (2: versioned document rows + commit records; the faiss backend has its own, rag.index.FORMAT_VERSION)
 
 TOPK_MAX = 16384  # Milvus's limit on one search's limit
 MAX_VARCHAR = 65535
@@ -293,7 +306,7 @@ class MilvusSnapshot:
     def document_frequencies(self) -> dict[str, int]:
         if self._df is None:
             df: Counter = Counter()
-            for e in self.store.iter_docs(["doc_id", "content_hash", "terms"]):
+            for e in self.store.iter_docs(["doc_id", "content_hash", "terms"], upto=self.manifest.get("batch")):
                 if self.hashes.get(e["doc_id"]) != e["content_hash"]:
                     continue
                 for line in (e.get("terms") or "").split("\n"):
@@ -354,7 +367,10 @@ class MilvusStore:
             c.create_collection(self.meta_name, schema=s, index_params=ip, consistency_level="Strong")
         if not c.has_collection(self.docs_name):
             s = c.create_schema(auto_id=False)
-            s.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=512)
+            s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=600)
+            s.add_field("doc_id", DataType.VARCHAR, max_length=512)
+            s.add_field("batch", DataType.INT64)
+            s.add_field("deleted", DataType.BOOL)
             s.add_field("content_hash", DataType.VARCHAR, max_length=128)
             s.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)
             s.add_field("chunks", DataType.INT64)
@@ -397,18 +413,28 @@ class MilvusStore:
     def _put_meta(self, items: dict[str, Any]) -> None:
         self.client.upsert(self.meta_name, [{"key": k, "value": json.dumps(v, ensure_ascii=False), "v": [0.0, 0.0]} for k, v in items.items()])
 
+    def committed(self) -> tuple[int, dict | None]:
+        """The highest committed batch and its manifest ((0, None): nothing committed)."""
+        self._ensure_loaded(self.meta_name)
+        got = self.client.query(self.meta_name, filter='key like "commit-%"', output_fields=["key", "value"])
+        if not got:
+            return 0, None
+        top = max(got, key=lambda e: e["key"])  # commit-<12 digits>: the string order is the number order
+        v = json.loads(top["value"])
+        return int(v["batch"]), v.get("manifest")
+
     # -------------------------------------------------------------- reading (rag.store.IndexStore)
     def exists(self) -> bool:
-        return self._has(self.meta_name) and self._get_meta("manifest") is not None
+        return self._has(self.meta_name) and self.committed()[1] is not None
 
     def current_name(self) -> str | None:
         if not self._has(self.meta_name):
             return None
-        g = self._get_meta("generation")
-        return None if g is None else f"milvus-{int(g):06d}"
+        w, m = self.committed()
+        return None if m is None else f"milvus-{w:06d}"
 
     def signature(self):
-        """The generation counter, read at most every 0.5 s (the retriever asks hundreds of times a question)."""
+        """The committed batch, read at most every 0.5 s (the retriever asks hundreds of times a question)."""
         t, sig = self._sig
         now = time.monotonic()
         local = _LOCAL_WRITES.get((self.uri, self.chunks_name), 0)
@@ -424,22 +450,32 @@ class MilvusStore:
     def read_manifest(self) -> dict | None:
         if not self._has(self.meta_name):
             return None
-        m = self._get_meta("manifest")
-        if m is not None:
-            m = {**m, "generation": self.current_name()}
-        return m
+        w, m = self.committed()
+        return None if m is None else {**m, "generation": f"milvus-{w:06d}"}
 
-    def iter_docs(self, fields: list[str]) -> Iterator[dict]:
+    def iter_docs(self, fields: list[str], upto: int | None = None) -> Iterator[dict]:
+        """The documents as of batch `upto` (default: the last committed): per document its row of the highest
+        batch <= upto; tombstones (deleted documents) left out."""
         self._ensure_loaded(self.docs_name)
-        it = self.client.query_iterator(self.docs_name, batch_size=1000, filter='doc_id != ""', output_fields=fields)
+        if upto is None:
+            upto = self.committed()[0]
+        want = list(dict.fromkeys([*fields, "doc_id", "batch", "deleted"]))
+        latest: dict[str, dict] = {}
+        it = self.client.query_iterator(self.docs_name, batch_size=1000, filter=f"batch <= {int(upto)}", output_fields=want)
         try:
             while True:
                 batch = it.next()
                 if not batch:
                     break
-                yield from batch
+                for e in batch:
+                    cur = latest.get(e["doc_id"])
+                    if cur is None or int(e["batch"]) > int(cur["batch"]):
+                        latest[e["doc_id"]] = e
         finally:
             it.close()
+        for e in latest.values():
+            if not e.get("deleted"):
+                yield e
 
     def doc_states(self) -> dict[str, DocMeta]:
         out = {}
@@ -448,30 +484,35 @@ class MilvusStore:
         return out
 
     def load(self, expect_embedder: str | None = None) -> MilvusSnapshot:
-        try:
-            manifest = self.read_manifest()
-        except IndexError_:
-            raise
-        except Exception as e:
-            raise IndexError_(f"Milvus index at {self.uri} is unreadable ({type(e).__name__}: {e})") from e
-        if manifest is None:
-            raise IndexError_(f"no index at {self.uri} (backend milvus): build one with `rag ingest data/replies` (or pass --index DIR)")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IncompatibleIndex(f"index at {self.uri} has format {manifest.get('format_version')}, this version reads {FORMAT_VERSION}")
-        if expect_embedder and manifest.get("embedder") != expect_embedder:
-            raise IncompatibleIndex(
-                f"index at {self.uri} was built with embedder '{manifest.get('embedder')}', but '{expect_embedder}' is configured: "
-                f"scores would be meaningless. Use another [index] collection (or configure the original embedder)."
-            )
-        for n in (self.docs_name, self.chunks_name):
-            self._ensure_loaded(n)
-        docs, hashes, counts = {}, {}, {}
-        for e in self.iter_docs(["doc_id", "content_hash", "meta", "chunks"]):
-            docs[e["doc_id"]] = DocMeta(**{**json.loads(e["meta"]), "content_hash": e["content_hash"]})
-            hashes[e["doc_id"]] = e["content_hash"]
-            counts[e["doc_id"]] = int(e["chunks"])
-        manifest = {**manifest, "chunk_count": sum(counts.values()), "documents": {d: {"content_hash": m.content_hash, "path": m.path, "chunks": counts[d]} for d, m in docs.items()}}
-        return MilvusSnapshot(self, manifest.get("generation") or "milvus-000000", manifest, docs, hashes, counts)
+        for _attempt in range(5):  # a writer committing while the documents are read: read them again
+            try:
+                w, manifest = self.committed() if self._has(self.meta_name) else (0, None)
+            except IndexError_:
+                raise
+            except Exception as e:
+                raise IndexError_(f"Milvus index at {self.uri} is unreadable ({type(e).__name__}: {e})") from e
+            if manifest is None:
+                raise IndexError_(f"no index at {self.uri} (backend milvus): build one with `rag ingest data/replies` (or pass --index DIR)")
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise IncompatibleIndex(f"index at {self.uri} has format {manifest.get('format_version')}, this version reads {FORMAT_VERSION}")
+            if expect_embedder and manifest.get("embedder") != expect_embedder:
+                raise IncompatibleIndex(
+                    f"index at {self.uri} was built with embedder '{manifest.get('embedder')}', but '{expect_embedder}' is configured: "
+                    f"scores would be meaningless. Use another [index] collection (or configure the original embedder)."
+                )
+            for n in (self.docs_name, self.chunks_name):
+                self._ensure_loaded(n)
+            docs, hashes, counts = {}, {}, {}
+            for e in self.iter_docs(["doc_id", "content_hash", "meta", "chunks"], upto=w):
+                docs[e["doc_id"]] = DocMeta(**{**json.loads(e["meta"]), "content_hash": e["content_hash"]})
+                hashes[e["doc_id"]] = e["content_hash"]
+                counts[e["doc_id"]] = int(e["chunks"])
+            if self.committed()[0] == w:
+                break
+        name = f"milvus-{w:06d}"
+        manifest = {**manifest, "generation": name, "batch": w, "chunk_count": sum(counts.values()),
+                    "documents": {d: {"content_hash": m.content_hash, "path": m.path, "chunks": counts[d]} for d, m in docs.items()}}
+        return MilvusSnapshot(self, name, manifest, docs, hashes, counts)
 
     def stats(self) -> dict:
         m = self.read_manifest() or {}
@@ -487,21 +528,39 @@ class MilvusStore:
 
     # -------------------------------------------------------------- writing
     def recover(self) -> list[str]:
-        """Remove what a writer that died mid-batch left: passages of a pending document that are not its
-        committed version. Returns the documents cleaned."""
+        """Remove what a writer that died mid-batch left: document rows of uncommitted batches, and for the pending
+        documents every row and passage that is not their committed version (a batch that died after its commit
+        gets its clean-up done). Returns the documents cleaned."""
         if not self._has(self.meta_name):
             return []
+        w, _ = self.committed()
+        self._ensure_loaded(self.docs_name)
+        self.client.delete(self.docs_name, filter=f"batch > {w}")
         pending = self._get_meta("pending") or {}
         if not pending:
             return []
-        committed = {}
-        for i in range(0, len(pending), 500):
-            ids = list(pending)[i : i + 500]
-            for e in self.client.query(self.docs_name, filter=f"doc_id in {_list(ids)}", output_fields=["doc_id", "content_hash"]):
-                committed[e["doc_id"]] = e["content_hash"]
-        self._delete_stale(list(pending), committed)
+        self._gc(sorted(pending), w)
         self._put_meta({"pending": {}})
         return sorted(pending)
+
+    def _gc(self, doc_ids: list[str], upto: int) -> None:
+        """For these documents, keep only their version as of batch `upto`: older document rows, tombstones and
+        the passages of other versions go."""
+        latest: dict[str, dict] = {}
+        for i in range(0, len(doc_ids), 200):
+            part = doc_ids[i : i + 200]
+            for e in self.client.query(self.docs_name, filter=f"doc_id in {_list(part)} and batch <= {int(upto)}",
+                                       output_fields=["doc_id", "batch", "deleted", "content_hash"], limit=16384):
+                cur = latest.get(e["doc_id"])
+                if cur is None or int(e["batch"]) > int(cur["batch"]):
+                    latest[e["doc_id"]] = e
+        for d in doc_ids:
+            e = latest.get(d)
+            if e is None:
+                continue
+            self.client.delete(self.docs_name, filter=f"doc_id == {_lit(d)} and batch {'<=' if e.get('deleted') else '<'} {int(e['batch'])}")
+        keep = {d: e["content_hash"] for d, e in latest.items() if not e.get("deleted")}
+        self._delete_stale(doc_ids, keep)
 
     def _delete_stale(self, doc_ids: list[str], keep: dict[str, str]) -> None:
         """Delete the passages of doc_ids that are not the version in keep (all of them when absent)."""
@@ -514,49 +573,55 @@ class MilvusStore:
 
     def apply(self, embedder_identity: str, dim: int, changes: list, deletes: list[str], extra: dict | None = None) -> str:
         """Upsert documents (rag.store.DocChange) and delete documents, in batches of [index] batch_docs; each
-        batch commits by document (module docstring). Returns the new generation's name."""
+        batch commits as one (module docstring). Returns the new generation's name."""
         if self._has(self.meta_name):
-            m = self._get_meta("manifest")
+            m = self.committed()[1]
             if m and m.get("embedder") != embedder_identity:
                 raise IncompatibleIndex(f"index at {self.uri} was built with embedder '{m.get('embedder')}', not '{embedder_identity}'")
             if m and int(m.get("dim", dim)) != int(dim):
                 raise IncompatibleIndex(f"index at {self.uri} has dimension {m.get('dim')}, the embedder {dim}")
         self._create(dim)
         self.recover()
-        gen = int(self._get_meta("generation") or 0)
+        w, _ = self.committed()
         manifest = {"format_version": FORMAT_VERSION, "embedder": embedder_identity, "dim": int(dim), "backend": "milvus",
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
-        if self._get_meta("manifest") is None:
-            self._put_meta({"manifest": manifest, "generation": gen, "pending": {}})
         ops: list[tuple[str, Any]] = [("upsert", ch) for ch in changes] + [("delete", d) for d in deletes]
         step = max(1, int(self.settings.index.batch_docs))
-        for i in range(0, len(ops), step):
-            batch = ops[i : i + step]
+        batches = [ops[i : i + step] for i in range(0, len(ops), step)] or [[]]  # nothing to write: one commit of the manifest
+        for batch in batches:
+            b = w + 1
             ups = [x for op, x in batch if op == "upsert"]
             dels = [x for op, x in batch if op == "delete"]
             self._put_meta({"pending": {**{ch.meta.doc_id: ch.meta.content_hash for ch in ups}, **{d: None for d in dels}}})
+            _step("milvus:pending")
             rows = []
             for ch in ups:
                 for c, v in zip(ch.chunks, ch.vectors):
                     rows.append(self._chunk_row(c, ch.meta, v))
                     if len(rows) >= 500:
                         self.client.insert(self.chunks_name, rows)
+                        _step("milvus:passages-part")
                         rows = []
             if rows:
                 self.client.insert(self.chunks_name, rows)
-            if ups:  # the commit of these documents
-                self.client.upsert(self.docs_name, [self._doc_row(ch) for ch in ups])
-            if dels:
-                self.client.delete(self.docs_name, filter=f"doc_id in {_list(dels)}")
-            self._delete_stale([ch.meta.doc_id for ch in ups] + dels, {ch.meta.doc_id: ch.meta.content_hash for ch in ups})
-            gen += 1
-            self._put_meta({"generation": gen, "pending": {}, "manifest": manifest})
+            _step("milvus:passages")
+            doc_rows = [self._doc_row(ch, b) for ch in ups] + [self._tombstone_row(d, b) for d in dels]
+            for i in range(0, len(doc_rows), 500):
+                self.client.insert(self.docs_name, doc_rows[i : i + 500])
+                _step("milvus:documents-part")
+            _step("milvus:documents")
+            # the commit: one row, one insert
+            self.client.insert(self.meta_name, [{"key": f"commit-{b:012d}", "value": json.dumps({"batch": b, "manifest": manifest}, ensure_ascii=False), "v": [0.0, 0.0]}])
+            w = b
+            _step("milvus:committed")
+            self._gc([ch.meta.doc_id for ch in ups] + dels, b)
+            self.client.delete(self.meta_name, filter=f'key like "commit-%" and key < {_lit(f"commit-{b - 1:012d}")}')  # keep the last two
+            self._put_meta({"pending": {}})
+            _step("milvus:cleaned")
             key = (self.uri, self.chunks_name)
             _LOCAL_WRITES[key] = _LOCAL_WRITES.get(key, 0) + 1
-        if not ops:
-            self._put_meta({"manifest": manifest})
         self._sig = (0.0, None)
-        return f"milvus-{gen:06d}"
+        return f"milvus-{w:06d}"
 
     @staticmethod
     def _chunk_row(c: Chunk, meta: DocMeta, v) -> dict:
@@ -569,12 +634,18 @@ class MilvusStore:
         }
 
     @staticmethod
-    def _doc_row(ch) -> dict:
+    def _doc_row(ch, batch: int) -> dict:
         df: Counter = Counter()
         for toks in ch.tokens:
             df.update(set(toks))
-        return {"doc_id": ch.meta.doc_id, "content_hash": ch.meta.content_hash, "meta": _cap(json.dumps(ch.meta.to_dict(), ensure_ascii=False)),
+        return {"key": f"{ch.meta.doc_id}@{batch:012d}", "doc_id": ch.meta.doc_id, "batch": int(batch), "deleted": False,
+                "content_hash": ch.meta.content_hash, "meta": _cap(json.dumps(ch.meta.to_dict(), ensure_ascii=False)),
                 "chunks": len(ch.chunks), "terms": _terms(df), "v": [0.0, 0.0]}
+
+    @staticmethod
+    def _tombstone_row(doc_id: str, batch: int) -> dict:
+        return {"key": f"{doc_id}@{batch:012d}", "doc_id": doc_id, "batch": int(batch), "deleted": True, "content_hash": "",
+                "meta": "{}", "chunks": 0, "terms": "", "v": [0.0, 0.0]}
 
     def drop(self) -> None:
         """Remove the collections (tests and benchmarks)."""

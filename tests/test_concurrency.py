@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -49,8 +50,10 @@ def state(index: Path) -> tuple[tuple[str, ...], int]:
 def assert_consistent(index: Path):
     gen = IndexStore(index).load()
     n = len(gen.chunks)
-    assert gen.vectors.shape[0] == n == gen.faiss_index.ntotal
-    assert int(gen.bm25.scores["num_docs"]) == n
+    segs = gen.manifest["segments"]
+    assert sum(int(e["rows"]) - int(e["dead_rows"]) for e in segs) == n
+    assert all(len(s) == s.vectors.shape[0] == s.faiss_index.ntotal == len(s.postings.doclen) for s in gen.segments)
+    assert gen.vectors_of(range(n)).shape[0] == n
     assert {c.doc_id for c in gen.chunks} == set(gen.docs)
     assert gen.manifest["chunk_count"] == n
     return gen
@@ -159,7 +162,7 @@ def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path):
         time.sleep(max(0.0, delay))
         proc.kill()  # SIGKILL: no handler, no cleanup
         proc.wait(timeout=60)
-        writing = bool(list(index.glob(f".tmp-gen-*-{proc.pid}")))  # killed while writing a generation
+        writing = bool(list(index.glob(f".tmp-*-{proc.pid}")))  # killed while writing a segment or a generation
         st = full_state(index)  # opens, whatever the moment
         assert st in (old, new), (i, delay, st[:2], old[:2], new[:2])
         outcomes.append((round(delay, 2), "new" if st == new else "old", writing))
@@ -176,8 +179,10 @@ def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path):
         expected = predicted_state(index, folder)
         rep = ingest([folder], settings_for(index), lock_timeout=30)
         assert full_state(index) == expected, rep.to_dict()
-    assert not list(index.glob(".tmp-gen-*")) and not list(index.glob(".CURRENT.*"))
+    assert not list(index.glob(".tmp-*")) and not list(index.glob(".CURRENT.*"))
     assert len(list(index.glob("gen-*"))) <= 2
+    used = {e["name"] for g in index.glob("gen-*") for e in json.loads((g / "manifest.json").read_text())["segments"]}
+    assert {p.name for p in (index / "segments").iterdir()} <= used  # no segment a killed run left behind
     print(f"kill -9 x{iterations} (complete run {total:.1f} s, published at {published:.1f} s): (delay, state, mid-write)", outcomes)
     print(
         "states after kill:", {k: sum(1 for _, o, _ in outcomes if o == k) for k in ("old", "new")},

@@ -50,8 +50,10 @@ def bundled_st_model() -> Path:
 def assert_consistent(index_dir: Path):
     gen = IndexStore(index_dir).load()
     n = len(gen.chunks)
-    assert gen.vectors.shape[0] == n == gen.faiss_index.ntotal
-    assert (int(gen.bm25.scores["num_docs"]) if n else 0) == n
+    segs = gen.manifest["segments"]
+    assert sum(int(e["rows"]) - int(e["dead_rows"]) for e in segs) == n
+    assert all(len(s) == s.vectors.shape[0] == s.faiss_index.ntotal == len(s.postings.doclen) for s in gen.segments)
+    assert gen.vectors_of(range(n)).shape[0] == n
     assert len({c.chunk_id for c in gen.chunks}) == n
     assert {c.doc_id for c in gen.chunks} == set(gen.docs)
     assert gen.manifest["chunk_count"] == n
@@ -248,7 +250,7 @@ def test_sentence_transformers_backend_with_the_bundled_model(tmp_path):
     assert manifest["embedder"].startswith(f"sentence-transformers:{model}")
     assert manifest["dim"] == 384  # all-MiniLM-L6-v2
     gen = IndexStore(index).load(expect_embedder=manifest["embedder"])
-    assert gen.vectors.shape == (len(gen.chunks), 384)
+    assert gen.vectors_of(range(len(gen.chunks))).shape == (len(gen.chunks), 384)
 
     st_env = {**env, "RAG_EMBEDDER": "sentence-transformers", "RAG_EMBED_MODEL": str(model)}
     a = run_rag("ask", "营口市对博士每月补贴多少?", "--index", index, "--json", env=st_env)
@@ -330,7 +332,7 @@ def test_kill_9_during_ingest_leaves_the_old_or_the_new_index(tmp_path):
         rep = ingest([src], settings_for(work), lock_timeout=10)
         assert state(work) == new
         assert rep.chunks_embedded == 0
-        assert not list(work.glob(".tmp-gen-*")) and not list(work.glob(".CURRENT.*"))
+        assert not list(work.glob(".tmp-*")) and not list(work.glob(".CURRENT.*"))
     print(f"kill -9 (new generation published at {published:.2f} s):", outcomes)
 
 

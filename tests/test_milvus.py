@@ -234,6 +234,93 @@ def test_writer_dying_mid_batch_leaves_each_document_old_or_new(tmp_path, monkey
     assert "2700元" in r.search("营口市对博士每月补贴多少?", k=3).hits[0].chunk.text
 
 
+def reader_view(s) -> dict:
+    """What a fresh reader sees: each document's hash and the hashes of the passages a search finds for it."""
+    store = MilvusStore(s)
+    snap = store.load()
+    found: dict[str, set] = {}
+    for d in snap.docs:
+        rows = snap.rows_of(d)
+        assert len(rows) == snap.chunk_counts[d], d  # every passage of the committed version is there
+        found[d] = {snap.hashes[d]}
+    for h in Retriever(s).search("中小企业 融资 贴息 人才", k=30).hits:
+        assert snap.hashes[h.chunk.doc_id]  # no passage of a document the snapshot does not have
+    return {"docs": dict(snap.hashes), "name": snap.name}
+
+
+MILVUS_STEPS = ["milvus:pending", "milvus:passages", "milvus:documents", "milvus:committed", "milvus:cleaned"]
+
+
+@pytest.mark.parametrize("step", MILVUS_STEPS)
+def test_a_batch_of_documents_commits_as_one(tmp_path, monkeypatch, step):
+    """Two updates, an addition and a removal in one batch (and a second batch): a failure at any point of a
+    batch leaves readers the whole batch before or the whole batch after, never a mix; nothing is lost."""
+    import rag.milvus_store as ms
+
+    src = copy_replies(tmp_path / "src", ["yingkou", "shenyang", "tianjin", "liaoning"])
+    s = settings_for(tmp_path / "index", **MILVUS, **{"index.batch_docs": 4})
+    ingest([src], s)
+    old = reader_view(s)
+    for name in ("yingkou", "shenyang"):
+        f = src / f"{name}.txt"
+        f.write_text(f.read_text(encoding="utf-8") + f"\n附:核对编号{step}{name},以上内容继续执行。\n", encoding="utf-8")
+    copy_replies(src, ["zhengzhou"])
+    (src / "liaoning.txt").unlink()
+    seen = []
+
+    def fail(name):
+        seen.append(name)
+        if name == step:
+            raise KeyboardInterrupt(name)  # as a kill: no clean-up runs
+
+    monkeypatch.setattr(ms, "_step", fail)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([src], s)
+    monkeypatch.setattr(ms, "_step", lambda name: None)
+    after_fail = reader_view(s)
+    rep = ingest([src], s)  # the next writer recovers and completes
+    new = reader_view(s)
+    assert set(new["docs"]) == {"yingkou", "shenyang", "tianjin", "zhengzhou"}
+    assert new["docs"]["tianjin"] == old["docs"]["tianjin"] and new["docs"]["yingkou"] != old["docs"]["yingkou"]
+    committed = MILVUS_STEPS.index(step) >= MILVUS_STEPS.index("milvus:committed")
+    assert after_fail["docs"] == (new["docs"] if committed else old["docs"])  # all of the batch, or none of it
+    if committed:
+        assert not (rep.added or rep.updated or rep.removed)  # nothing left to do
+    else:
+        assert sorted(rep.updated) == ["shenyang", "yingkou"] and rep.added == ["zhengzhou"] and rep.removed == ["liaoning"]
+    store = MilvusStore(s)
+    rows = rows_in_engine(store)
+    assert {(e["doc_id"], e["doc_hash"]) for e in rows} == set(new["docs"].items())  # no leftover passages
+    assert len(rows) == rep.chunks_total
+    docs_rows = store.client.query(store.docs_name, filter='doc_id != ""', output_fields=["doc_id", "batch"], limit=1000)
+    assert sorted(e["doc_id"] for e in docs_rows) == sorted(new["docs"])  # one row per document left
+
+
+def test_batches_commit_one_by_one(tmp_path, monkeypatch):
+    """With batch_docs = 2, a failure in the second batch leaves the first batch committed, the second not."""
+    import rag.milvus_store as ms
+
+    src = copy_replies(tmp_path / "src", ["yingkou"])
+    s = settings_for(tmp_path / "index", **MILVUS, **{"index.batch_docs": 2})
+    ingest([src], s)
+    copy_replies(src, ["shenyang", "tianjin", "liaoning", "zhengzhou"])
+    count = {"n": 0}
+
+    def fail(name):
+        if name == "milvus:documents":
+            count["n"] += 1
+            if count["n"] == 2:
+                raise KeyboardInterrupt(name)
+
+    monkeypatch.setattr(ms, "_step", fail)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([src], s)
+    monkeypatch.setattr(ms, "_step", lambda name: None)
+    assert set(reader_view(s)["docs"]) == {"yingkou", "liaoning", "shenyang"}  # the first batch (sorted ids), whole
+    ingest([src], s)
+    assert set(reader_view(s)["docs"]) == {"yingkou", "liaoning", "shenyang", "tianjin", "zhengzhou"}
+
+
 # ------------------------------------------------------------------ configuration and CLI
 def test_unknown_backend_and_unreachable_server_are_clear_errors(tmp_path):
     p = run_rag("ask", "营口市对博士每月补贴多少?", "--index", tmp_path / "i", env={"RAG_INDEX_BACKEND": "elastic"})
