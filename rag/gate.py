@@ -23,7 +23,8 @@ Rules (each a function returning the problems it found, in `RULES` order):
 * ``no_reply``    it does not contradict the extractive refusal of a place that has no reply: when the
                   question names a place the index has no reply of, only a refusal passes;
 * ``refusal``     a refusal does not replace an extractive answer: when the extractive answerer found the
-                  answer in the passages, the model refusing is not shown instead.
+                  answer in the passages, the model refusing is not shown instead;
+* ``figure``      a question asking for a figure (多少, how much, 何时) is not answered without one.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class GateInput:
     unknown_places: list[str] = field(default_factory=list)  # named in the question, no reply indexed
     extractive_abstained: bool = False  # the extractive answerer refused
     language: str = "zh"
+    asks_figure: bool = False  # the question asks for a figure or a date (the plan's parts)
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ def rule_repetition(inp: GateInput) -> list[str]:
     return out
 
 
-_PLACEHOLDER = re.compile(r"〔[^〕\d]{1,12}〕|\{[a-z_]{1,20}\}")
+_PLACEHOLDER = re.compile(r"〔[^〕\d]{1,12}〕|\{[a-z_]{1,20}\}|城市名|答案\[编号\]|资料编号")
 _HEADER = re.compile(r"(?:^|\n)\s*(?:城市|发文单位|标题|章节|日期|正文|问题|回答)[：:]|‹?<\s*/?\s*passage|</?\s*passage", re.I)
 _JSON_LEFT = re.compile(r"\"\s*(?:sentences|citations|refusal|text)\s*\"\s*:")
 
@@ -284,6 +286,15 @@ def rule_refusal(inp: GateInput) -> list[str]:
     return []
 
 
+def rule_figure(inp: GateInput) -> list[str]:
+    if not inp.asks_figure or _answer_refuses(inp):
+        return []
+    body = strip_markers(inp.text)
+    if find_numbers(body) or re.search(r"\d", body) or re.search(r"[一二两三四五六七八九十百千万亿]", body):
+        return []
+    return ["the question asks for a figure and the answer states none"]
+
+
 RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "content": rule_content,
     "citations": rule_citations,
@@ -293,6 +304,7 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "echo": rule_echo,
     "no_reply": rule_no_reply,
     "refusal": rule_refusal,
+    "figure": rule_figure,
 }
 
 

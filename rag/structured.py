@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_SENTENCES = 8
-MAX_TEXT = 300  # characters of one sentence
 
 
 def answer_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[str, Any]:
@@ -40,7 +39,7 @@ def answer_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[s
                 "items": {
                     "type": "object",
                     "properties": {
-                        "text": {"type": "string", "maxLength": MAX_TEXT},
+                        "text": {"type": "string"},  # no maxLength: llama.cpp would unroll it into a 300-deep grammar
                         "citations": {"type": "array", "items": {"type": "integer", "enum": nums}, "minItems": 1, "maxItems": 3},
                     },
                     "required": ["text", "citations"],

@@ -84,6 +84,14 @@ CASES = {
         ("城市：营口市\n正文：每月2000元[1]", False),  # a passage header
         ('{"refusal": false, "sentences": [{"text": "每月2000元", "citations": [1]}]}', False),
         ("<passage id=1>每月2000元[1]", False),
+        ("城市名:营口市[1]", False),  # the template's word
+    ],
+    "figure": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        ("城市名:营口市[1]", False),  # what a 0.5B model wrote for 营口市对博士每月补贴多少?
+        ("营口市对博士给予生活补贴。[1]", False),
+        ("补贴连续发放三年。[1]", True),
+        (REFUSAL, True),  # a refusal is the refusal rule's business
     ],
     "no_reply": [
         (REFUSAL, True),
@@ -99,7 +107,7 @@ CASES = {
 
 @pytest.mark.parametrize("rule,text,ok", [(r, t, ok) for r, cases in CASES.items() for t, ok in cases])
 def test_rule(rule, text, ok):
-    kw = {"unknown_places": ["广州市"]} if rule == "no_reply" else {}
+    kw = {"unknown_places": ["广州市"]} if rule == "no_reply" else {"asks_figure": True} if rule == "figure" else {}
     problems = failed(text, rule, **kw)
     assert (not problems) == ok, problems
 
