@@ -24,7 +24,9 @@ Rules (each a function returning the problems it found, in `RULES` order):
                   question names a place the index has no reply of, only a refusal passes;
 * ``refusal``     a refusal does not replace an extractive answer: when the extractive answerer found the
                   answer in the passages, the model refusing is not shown instead;
-* ``figure``      a question asking for a figure (多少, how much, 何时) is not answered without one.
+* ``figure``      a question asking for a figure (多少, how much, 何时) is not answered without one;
+* ``restates``    the answer is not the question said back: a sentence ending in a question mark, or an answer
+                  whose words are (70 % of its character bigrams) the question's own and which states no figure of its own.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class GateInput:
     extractive_abstained: bool = False  # the extractive answerer refused
     language: str = "zh"
     asks_figure: bool = False  # the question asks for a figure or a date (the plan's parts)
+    question: str = ""  # the question as asked (an answer that only restates it says nothing)
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,26 @@ def rule_figure(inp: GateInput) -> list[str]:
     return ["the question asks for a figure and the answer states none"]
 
 
+def _bigrams(t: str) -> set[str]:
+    c = _content(t)
+    return {c[i : i + 2] for i in range(len(c) - 1)}
+
+
+def rule_restates(inp: GateInput) -> list[str]:
+    sents = [s for s in _sentences(inp.text) if _says_something(s, inp)]
+    if not sents:
+        return []
+    asking = [s for s in sents if re.search(r"[?？]\s*$", strip_markers(s).strip())]
+    if asking:
+        return [f"the answer asks a question instead of answering: “{_short(asking[0])}”"]
+    if inp.question:
+        mine, theirs = _bigrams(" ".join(sents)), _bigrams(inp.question)
+        new_figures = [x for x in find_numbers(strip_markers(" ".join(sents))) if norm(x.surface) not in norm(inp.question)]
+        if mine and len(mine & theirs) / len(mine) >= 0.7 and not new_figures:
+            return ["the answer only restates the question"]
+    return []
+
+
 RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "content": rule_content,
     "citations": rule_citations,
@@ -305,6 +328,7 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "no_reply": rule_no_reply,
     "refusal": rule_refusal,
     "figure": rule_figure,
+    "restates": rule_restates,
 }
 
 

@@ -664,7 +664,7 @@ def llm_answer(
     verdict = gates.check(gates.GateInput(
         text=text, passages=passages, refusal=prompt.refusal, secrets=prompt.secrets, allowed=allowed,
         unknown_places=list(query.unknown_places), extractive_abstained=fallback.abstained, language=getattr(query, "language", "zh"),
-        asks_figure=any(p.asks_number for p in (query.parts or [])),
+        asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text,
     ))
     info.update({
         "text": text, "structured": (mode or "") if st is not None else "", "passages": len(prompt.hits), "gate": verdict.to_dict(),

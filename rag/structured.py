@@ -113,11 +113,19 @@ def parse(raw: str) -> Structured | None:
     for s in obj.get("sentences") or []:
         if not isinstance(s, dict):
             continue
-        text = str(s.get("text") or "").strip()
+        text = _tidy(str(s.get("text") or ""))
         cites = [int(c) for c in (s.get("citations") or []) if isinstance(c, (int, float)) or (isinstance(c, str) and c.strip().isdigit())]
         if text:
             out.sentences.append((text, list(dict.fromkeys(cites))))
     return out
+
+
+_TAGS = re.compile(r"</?\s*(?:text|sentence|sentences|citations|answer|p|br)\s*/?>", re.I)
+
+
+def _tidy(text: str) -> str:
+    """A sentence's text without the tags small models leave in it (“…优化。</text>,”) and trailing commas."""
+    return re.sub(r"[\s,，]+$", "", _TAGS.sub("", text)).strip()
 
 
 _STR = r'"((?:[^"\\]|\\.)*)'
@@ -144,7 +152,7 @@ def _partial(t: str) -> Structured | None:
             c = re.match(r'\s*,\s*"citations"\s*:\s*\[([^\]]*)\]', t[m.end():])
             if c:
                 cites = [int(x) for x in re.findall(r"\d+", c.group(1))]
-        out.sentences.append((text.strip() if closed else text, cites))
+        out.sentences.append((_tidy(text) if closed else text, cites))
     return out
 
 

@@ -146,3 +146,14 @@ def test_english_share():
     assert is_english("Yingkou pays CNY 2,000 per month (每月2000元) [1].")
     assert not is_english("营口市对博士每月补贴2000元。[1]")
     assert english_share("") == 0.0
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("截至2019年底,山东全省民营经济市场主体有1022.5万户。[1]", True),
+    ("截至2019年底,山东全省民营经济市场主体有多少户?[1]", False),  # the question said back (0.5B did this)
+    ("二道区工信局联合多部门为国企等企业搭台，办的是产业链供需对接会。[1]", False),  # only the question's words
+    ("二道区工信局办的是建材产业链供需对接会，共有30余家企业参加。[1]", True),
+])
+def test_restates_rule(text, ok):
+    q = "截至2019年底,山东全省民营经济市场主体有多少户?" if "山东" in text else "二道区工信局联合多部门为国企等企业搭台,办的是哪场产业链供需对接会?"
+    assert (not gate.rule_restates(inp(text, question=q))) == ok

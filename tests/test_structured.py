@@ -107,3 +107,8 @@ def test_select_comparative_one_passage_per_document():
     hits = [_hit("a#1", "首贷户贴息。", "a"), _hit("a#2", "首贷户贴息二。", "a", 2), _hit("b#1", "首贷户贴息三。", "b", 3)]
     sel = select(_plan("comparative"), hits, None, limit=4)
     assert [h.chunk.chunk_id for h in sel.hits] == ["a#1", "b#1"]
+
+
+def test_tags_left_in_a_sentence_are_dropped():
+    raw = json.dumps({"refusal": False, "sentences": [{"text": "出台了若干政策措施。</text>,", "citations": [1]}]}, ensure_ascii=False)
+    assert render(parse(raw), REFUSAL) == "出台了若干政策措施。[1]"
