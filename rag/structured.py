@@ -52,6 +52,19 @@ def answer_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[s
     }
 
 
+def grammar_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[str, Any]:
+    """The same answer for a grammar-constrained backend (llama.cpp, Ollama): either a refusal with no sentences,
+    or at least one sentence — a small model otherwise answers {"refusal": false, "sentences": []}."""
+    base = answer_schema(n_passages, max_sentences)
+    answer = json.loads(json.dumps(base))
+    answer["properties"]["refusal"] = {"const": False}
+    answer["properties"]["sentences"]["minItems"] = 1
+    answer["properties"]["sentences"]["items"]["properties"]["text"]["minLength"] = 1
+    refusal = {"type": "object", "properties": {"refusal": {"const": True}, "sentences": {"type": "array", "maxItems": 0}},
+               "required": ["refusal", "sentences"], "additionalProperties": False}
+    return {"oneOf": [answer, refusal]}
+
+
 def mode_for(provider: str, setting: str, base_url: str = "", local: bool = False) -> str:
     """How structured output is requested: json_object (llama.cpp), json_schema (OpenAI), ollama, or '' (text)."""
     s = (setting or "auto").strip().lower()
@@ -70,6 +83,9 @@ def mode_for(provider: str, setting: str, base_url: str = "", local: bool = Fals
 
 def request_kwargs(mode: str, schema: dict[str, Any], chat: Any = None) -> dict[str, Any]:
     """The keyword arguments of chat.stream() that ask for `schema` in `mode`."""
+    if mode in ("json_object", "ollama") and "oneOf" not in schema and "properties" in schema:
+        n = len(schema["properties"]["sentences"]["items"]["properties"]["citations"]["items"]["enum"])
+        schema = grammar_schema(n, schema["properties"]["sentences"].get("maxItems", MAX_SENTENCES))
     if mode == "json_object":
         rf = {"type": "json_object", "schema": schema}
         if chat is not None and type(chat).__name__ == "ChatOpenAI":

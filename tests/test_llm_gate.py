@@ -82,7 +82,8 @@ def test_a_good_structured_answer_is_shown(scripted):
     assert "".join(tokens) == ans.answer  # the JSON streamed as answer text
     assert [e["stage"] for e in events] == ["generate", "first_token", "verify"]
     rf = chat.calls[0]["response_format"]
-    assert rf["type"] == "json_object" and rf["schema"]["properties"]["sentences"]["items"]["properties"]["citations"]["items"]["enum"] == [1, 2]
+    answer = rf["schema"]["oneOf"][0]
+    assert rf["type"] == "json_object" and answer["properties"]["sentences"]["items"]["properties"]["citations"]["items"]["enum"] == [1, 2]
     # the model read the plan's passages: the extractive answer's, trimmed, and one more
     user = chat.calls[0]["messages"][-1].content
     assert user.count("<passage id=") == 2 and "请只输出一个JSON对象" in user

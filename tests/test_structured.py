@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from rag.grounding import select, trim
-from rag.structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs
+from rag.structured import StreamRenderer, answer_schema, grammar_schema, mode_for, parse, render, request_kwargs
 from rag.types import Answer, Chunk, Citation, Hit, PlanPart, QuestionPlan
 
 REFUSAL = "资料中未找到能回答该问题的内容。"
@@ -59,16 +59,19 @@ def test_modes_and_request_kwargs():
     assert mode_for("ollama", "auto") == "ollama"
     assert mode_for("llamacpp", "off") == ""
     s = answer_schema(2)
-    assert request_kwargs("json_object", s) == {"response_format": {"type": "json_object", "schema": s}}
+    g = grammar_schema(2)  # a constrained backend: a refusal, or at least one sentence
+    assert request_kwargs("json_object", s) == {"response_format": {"type": "json_object", "schema": g}}
+    answer, refusal = g["oneOf"]
+    assert answer["properties"]["sentences"]["minItems"] == 1 and refusal["properties"]["sentences"]["maxItems"] == 0
     assert request_kwargs("json_schema", s)["response_format"]["json_schema"]["strict"] is True
-    assert request_kwargs("ollama", s) == {"format": s}
+    assert request_kwargs("ollama", s) == {"format": g}
     assert request_kwargs("", s) == {}
 
     class ChatOpenAI:  # the body of an OpenAI-compatible request keeps what the backend put there
         extra_body = {"max_tokens": 128}
 
     kw = request_kwargs("json_object", s, ChatOpenAI())
-    assert kw == {"extra_body": {"max_tokens": 128, "response_format": {"type": "json_object", "schema": s}}}
+    assert kw == {"extra_body": {"max_tokens": 128, "response_format": {"type": "json_object", "schema": g}}}
 
 
 # ------------------------------------------------------------------ grounding
