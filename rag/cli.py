@@ -213,6 +213,9 @@ def _print_answer(ans, show_passages: bool = True) -> None:
         console.print(f"[bold red]⚠ numbers not found in the cited passages:[/] {escape(', '.join(ans.unsupported))}")
     if ans.unmarked:
         console.print(f"[yellow]⚠ {len(ans.unmarked)} sentence(s) without a citation[/]")
+    llm = getattr(ans, "llm", None) or {}
+    if llm.get("shown") == "extractive" and llm.get("text"):
+        console.print(f"[dim]model's answer ({escape(str(llm.get('model') or llm.get('provider')))}), not used:[/] [dim]{escape(llm['text'])}[/]")
     if ans.rewritten_question and ans.rewritten_question != ans.question:
         console.print(f"[dim]question understood as: {escape(ans.rewritten_question)}[/]")
     for c in ans.citations:
@@ -234,7 +237,7 @@ def _print_answer(ans, show_passages: bool = True) -> None:
             t.append(passage[pos:], style="dim")
             console.print(t)
     if ans.timings_ms:
-        keys = [k for k in ("retrieve", "generate", "answer", "total") if k in ans.timings_ms]
+        keys = [k for k in ("retrieve", "answer", "first_token", "generate", "total") if k in ans.timings_ms]
         console.print("[dim]" + " · ".join(f"{k} {ans.timings_ms[k]:.0f} ms" for k in keys) + "[/]")
 
 
@@ -250,6 +253,8 @@ def ask(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="The provider's endpoint: OpenAI-compatible …/v1 (openai), the host (ollama)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     no_passages: bool = typer.Option(False, "--no-passages", help="Do not print the cited passages."),
+    gate: Optional[bool] = typer.Option(None, "--gate/--no-gate", help="Show an LLM answer only if it passes the verification gate (default [llm] gate = true)."),
+    structured: Optional[str] = typer.Option(None, "--structured", help="LLM structured output: auto (default), json_object, json_schema, ollama or off."),
 ) -> None:
     """Answer a question with citations to the replies."""
 
@@ -258,7 +263,7 @@ def ask(
             raise UserError('no question given: rag ask "营口市对博士每月补贴多少?"', 2)
         if len(question) > 2000:
             raise UserError(f"question too long ({len(question)} characters; at most 2000)", 2)
-        settings = _llm_settings(_settings(index), llm, model, base_url)
+        settings = _llm_settings(_settings(index, **{"llm.gate": gate, "llm.structured": structured}), llm, model, base_url)
         from .pipeline import Pipeline
 
         pipe = Pipeline(settings)
@@ -363,6 +368,12 @@ def eval_cmd(
     decision: Optional[str] = typer.Option(None, "--decision", help="learned (default) or rules: how the answerer accepts a sentence."),
     ablate: Optional[list[str]] = typer.Option(None, "--ablate", help="Turn this check off (repeatable; 'all' = one run per check, as a table)."),
     folds: int = typer.Option(0, "--folds", min=0, max=20, help="Document-held-out folds: the decision is refitted without each fold's places."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --llm: the model name (or GGUF path for llamacpp)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="With --llm openai: the OpenAI-compatible endpoint."),
+    gate: Optional[bool] = typer.Option(None, "--gate/--no-gate", help="With --llm: the verification gate (default on)."),
+    structured: Optional[str] = typer.Option(None, "--structured", help="With --llm: auto, json_object, json_schema, ollama or off."),
+    context: Optional[str] = typer.Option(None, "--context", help="With --llm: plan (the plan's passages, trimmed) or chunks (whole retrieved chunks)."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Only the first N questions of the gold sets."),
 ) -> None:
     """Score the pipeline against gold Q&A sets, with baselines in the same run."""
 
@@ -373,13 +384,12 @@ def eval_cmd(
 
         if decision is not None and decision not in ("learned", "rules"):
             raise UserError("--decision is learned or rules", 2)
-        settings = _settings(index, **{"answer.decision": decision})
-        if llm:
-            from .providers import get
-
-            get(llm)  # an unknown provider: one line, before any question is asked
+        settings = _settings(index, **{"answer.decision": decision, "llm.gate": gate, "llm.structured": structured, "llm.context": context})
+        if llm or model or base_url:  # an unknown provider or a misplaced option: one line, before any question is asked
+            settings = _llm_settings(settings, llm, model, base_url)
         try:
             n = sum(len(load_gold(g)) for g in gold)
+            n = min(n, limit) if limit else n
         except GoldError as e:
             raise UserError(str(e)) from e
         if folds:
@@ -416,10 +426,17 @@ def eval_cmd(
         with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("eval", total=n * (1 if no_baselines else 4))
             try:
-                result = run_eval(settings, gold, k=k, provider=llm, baselines=not no_baselines, progress=lambda: bar.advance(task))
+                result = run_eval(settings, gold, k=k, provider=llm, baselines=not no_baselines, progress=lambda: bar.advance(task), limit=limit)
             except GoldError as e:
                 raise UserError(str(e)) from e
-        console.print(format_table(columns(result)), markup=False, highlight=False)
+        if llm and llm.lower() != "extractive":
+            from .evaluate import LLM_METRICS
+
+            cols = columns(result)
+            cols = {f"{llm} (shown)": cols["system"], **{k2: v for k2, v in cols.items() if k2 != "system"}}
+            console.print(format_table(cols, LLM_METRICS), markup=False, highlight=False)
+        else:
+            console.print(format_table(columns(result)), markup=False, highlight=False)
         if json_out:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -95,6 +95,11 @@ class LLMConfig:
     max_tokens: int = 512
     temperature: float = 0.1
     timeout: float = 120.0
+    gate: bool = True  # show an LLM answer only if it passes the verification gate (rag.gate); else the extractive one
+    structured: str = "auto"  # auto | json_object | json_schema | ollama | off: structured output (rag.structured)
+    context: str = "plan"  # plan: the passages the question plan selected, trimmed (rag.grounding) | chunks: whole retrieved chunks
+    passages: int = 4  # plan context: passages at most (a comparative question: one per city, up to 8)
+    passage_chars: int = 320  # plan context: characters of each passage the model reads
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,9 @@ ENV_MAP = {
     "RAG_LLM_MODEL_PATH": "llm.model_path",
     "RAG_LLM_N_CTX": "llm.n_ctx",
     "RAG_LLM_TIMEOUT": "llm.timeout",
+    "RAG_LLM_GATE": "llm.gate",
+    "RAG_LLM_STRUCTURED": "llm.structured",
+    "RAG_LLM_CONTEXT": "llm.context",
     "RAG_DECISION": "answer.decision",
     "RAG_VETO_CHECKS": "answer.veto_checks",
     "RAG_RANKING": "retrieval.ranking",

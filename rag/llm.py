@@ -129,15 +129,31 @@ class ContextTooSmall(LLMFailure):
     pass
 
 
-def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_ctx: int, reserve: int) -> Prompt:
-    """The prompt for `hits` (best first) that fits n_ctx with `reserve` tokens left for the answer."""
+def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_ctx: int, reserve: int,
+                 texts: list[str] | None = None, structured: bool = False) -> Prompt:
+    """The prompt for `hits` (best first) that fits n_ctx with `reserve` tokens left for the answer.
+
+    `texts`: what the model reads of each hit (rag.grounding's trimmed passages; default the whole chunk).
+    `structured`: the JSON answer format is asked for (prompts/structured.txt is appended); an English
+    question gets prompts/english.txt."""
     refusal = load_prompt("refusal").strip()
     system = fill(load_prompt("system"), refusal=refusal)
     template = load_prompt("comparative" if query.comparative else "answer")
+    extra = []
+    if structured:
+        extra.append(load_prompt("structured"))
+        if query.comparative:
+            extra.append(load_prompt("structured_comparative"))
+    if getattr(query, "language", "zh") == "en":
+        extra.append(load_prompt("english"))
+    if extra:
+        head, sep, tail = template.rpartition("回答：")
+        template = (head.rstrip() + "\n" + "\n".join(extra) + "\n\n" + sep + tail) if sep else template + "\n" + "\n".join(extra)
     passage_template = load_prompt("passage")
     secrets = [system, fill(template, passages="", question="", refusal="")]
     budget = n_ctx - reserve - (32 + n_ctx // 32)  # chat template tokens and a safety margin
     system_tokens = count(system)
+    given = list(texts) if texts is not None else [h.chunk.text for h in hits]
 
     def render(hs: list[Hit], texts: list[str]) -> tuple[str, int]:
         passages = "\n\n".join(format_passage(i + 1, h, t, passage_template) for i, (h, t) in enumerate(zip(hs, texts)))
@@ -146,12 +162,12 @@ def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_c
 
     keep = list(hits)
     while keep:
-        texts = [h.chunk.text for h in keep]
+        texts = given[: len(keep)]
         user, tokens = render(keep, texts)
         if tokens <= budget:
             return Prompt(system, user, keep, texts, tokens, len(hits) - len(keep), False, secrets, refusal)
         if len(keep) == 1:
-            cut = cut_at_sentence(keep[0].chunk.text, lambda t: render(keep, [t])[1] <= budget)
+            cut = cut_at_sentence(given[0], lambda t: render(keep, [t])[1] <= budget)
             if cut is None:
                 break
             user, tokens = render(keep, [cut])
@@ -210,18 +226,24 @@ def _chunk_text(chunk: Any) -> str:
     return str(content or "")
 
 
-def generate(backend: Backend, prompt: Prompt, on_token: Callable[[str], None] | None, timeout: float) -> str:
-    """Stream the answer, calling on_token for every piece; returns the whole text."""
+def generate(backend: Backend, prompt: Prompt, on_token: Callable[[str], None] | None, timeout: float,
+             extra: dict | None = None, stats: dict | None = None) -> str:
+    """Stream the answer, calling on_token for every piece; returns the whole text.
+
+    `extra`: more keyword arguments for the model call (structured output); `stats` receives
+    ``first_token_at`` (time.perf_counter() of the first piece)."""
     deadline = time.monotonic() + timeout if timeout and timeout > 0 else None
     parts: list[str] = []
     messages = prompt.messages(backend.merge_system)
     lock = backend.lock or threading.Lock()
     with lock:
-        stream = backend.chat.stream(messages, **backend.call_kwargs)
+        stream = backend.chat.stream(messages, **{**backend.call_kwargs, **(extra or {})})
         try:
             for chunk in stream:
                 text = _chunk_text(chunk)
                 if text:
+                    if not parts and stats is not None:
+                        stats["first_token_at"] = time.perf_counter()
                     parts.append(text)
                     if on_token is not None:
                         on_token(text)
@@ -311,6 +333,37 @@ def _fallback(fallback: Answer, provider: str, reason: str) -> Answer:
 
 
 # ------------------------------------------------------------------ answer
+def model_label(backend: Backend | None, settings: Settings, provider: str) -> str:
+    """The model's short name for the status line and the eval table (a GGUF's file name)."""
+    chat = getattr(backend, "chat", None)
+    path = getattr(chat, "model_path", None) or settings.llm.model_path
+    if provider == "llamacpp" and path:
+        return Path(str(path)).name
+    name = getattr(chat, "model_name", None) or getattr(chat, "model", None) or settings.llm.model or DEFAULT_MODELS.get(provider, "")
+    return str(name or provider)
+
+
+def _select(settings: Settings, query: Query, hits: list[Hit], fallback: Answer):
+    from .grounding import Selected, select
+
+    cfg = settings.llm
+    if (cfg.context or "plan").lower() == "chunks":
+        return Selected(list(hits), [h.chunk.text for h in hits])
+    return select(query, hits, fallback, limit=cfg.passages, chars=cfg.passage_chars)
+
+
+def _structured_refused(e: BaseException) -> bool:
+    """The server did not accept the structured-output request (an old server, another dialect)."""
+    status = getattr(e, "status_code", 0) or 0
+    text = str(e).lower()
+    return 400 <= status < 500 and status not in (401, 403) and any(w in text for w in ("response_format", "json", "schema", "grammar", "format"))
+
+
+def _emit(on_event: Callable[[dict], None] | None, **event: Any) -> None:
+    if on_event is not None:
+        on_event(event)
+
+
 def llm_answer(
     settings: Settings,
     provider: str,
@@ -318,29 +371,101 @@ def llm_answer(
     hits: list[Hit],
     fallback: Answer,
     on_token: Callable[[str], None] | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    started: float | None = None,
 ) -> Answer:
-    """An answer written by `provider` from `hits`, verified; `fallback` (the extractive answer) on failure."""
+    """An answer written by `provider` from the passages the plan selected, checked by the gate (rag.gate);
+    `fallback` (the extractive answer) when the model fails or its answer does not pass.
+
+    `on_event` receives {"stage": "generate", "model": …}, {"stage": "first_token", "ms": …} and
+    {"stage": "verify"}; `started` (time.perf_counter() when the question came) dates the first token."""
+    from . import gate as gates
+    from .structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs
+
     provider = check_provider(provider)
     if fallback.abstained and (not hits or query.unknown_places):
         return fallback  # nothing retrieved / a place we have no reply about: nothing to ask the model
+    cfg = settings.llm
     backend: Backend | None = None
+    english = getattr(query, "language", "zh") == "en"
+    stats: dict[str, float] = {}
+    info: dict[str, Any] = {"provider": provider}
     try:
         backend = get_backend(settings, provider)
-        prompt = build_prompt(query, hits, backend.count_tokens, backend.n_ctx, backend.max_tokens)
-        raw = generate(backend, prompt, on_token, settings.llm.timeout)
+        info["model"] = model_label(backend, settings, provider)
+        sel = _select(settings, query, hits, fallback)
+        local = provider != "openai" or bool(cfg.base_url and _is_local(cfg.base_url))
+        mode = mode_for(provider, cfg.structured, cfg.base_url, local=local)
+        prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, structured=bool(mode))
+        _emit(on_event, stage="generate", model=info["model"], passages=len(prompt.hits))
+        t_gen = time.perf_counter()
+
+        def tokens_out(piece: str, _r=[None]) -> None:  # noqa: B006 - one renderer per call
+            if "first_token_at" in stats and "first" not in info:
+                info["first"] = True
+                _emit(on_event, stage="first_token", ms=round((stats["first_token_at"] - (started or t_gen)) * 1000, 1))
+            if on_token is None:
+                return
+            if mode:
+                if _r[0] is None:
+                    _r[0] = StreamRenderer(prompt.refusal, query.comparative, english)
+                piece = _r[0].feed(piece)
+            if piece:
+                on_token(piece)
+
+        try:
+            raw = generate(backend, prompt, tokens_out, cfg.timeout, extra=request_kwargs(mode, answer_schema(len(prompt.hits)), backend.chat), stats=stats)
+        except Exception as e:
+            if not mode or not _structured_refused(e):
+                raise
+            mode = ""  # the server refused the structured request: ask again for plain text
+            prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts)
+            raw = generate(backend, prompt, tokens_out, cfg.timeout, stats=stats)
     except LLMError:
         raise
     except Exception as e:  # any failure of the model: the extractive answer, with the reason
-        return _fallback(fallback, provider, describe_error(e, settings, provider, backend.secret if backend else ""))
+        ans = _fallback(fallback, provider, describe_error(e, settings, provider, backend.secret if backend else ""))
+        info.pop("first", None)
+        ans.llm = {**info, "error": ans.note, "shown": "extractive"}
+        return ans
 
-    text = _clean_output(raw)
-    if not re.search(r"\w", text):  # nothing, or only symbols
-        return _fallback(fallback, provider, "empty answer")
+    _emit(on_event, stage="verify")
+    st = parse(raw)
+    text = render(st, prompt.refusal, query.comparative, english) if st is not None else _clean_output(raw)
+    if st is None:
+        text = re.sub(r"\n{2,}", "\n", text)
     passages = [support_text(h) for h in prompt.hits]
-    v = verify(text, passages, secrets=prompt.secrets, refusal=prompt.refusal, allowed=[COMPARATIVE_REFUSAL, REFUSAL_MARK])
+    allowed = [COMPARATIVE_REFUSAL, REFUSAL_MARK]
+    verdict = gates.check(gates.GateInput(
+        text=text, passages=passages, refusal=prompt.refusal, secrets=prompt.secrets, allowed=allowed,
+        unknown_places=list(query.unknown_places), extractive_abstained=fallback.abstained, language=getattr(query, "language", "zh"),
+        asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text,
+    ))
+    info.update({
+        "text": text, "structured": (mode or "") if st is not None else "", "passages": len(prompt.hits), "gate": verdict.to_dict(),
+        "generate_ms": round((time.perf_counter() - t_gen) * 1000, 1),
+    })
+    if "first_token_at" in stats:
+        info["first_token_ms"] = round((stats["first_token_at"] - (started or t_gen)) * 1000, 1)
+    info.pop("first", None)
+    if st is not None and not st.complete:
+        info["cut_off"] = True  # the JSON ended early (max_tokens): read as far as it went
+    if cfg.gate and not verdict.passed:
+        ans = replace(fallback, note=f"LLM ({provider}) answer not used: {verdict.reason} — extractive answer shown")
+        ans.llm = {**info, "shown": "extractive"}
+        return ans
+    if not re.search(r"\w", text):  # nothing, or only symbols
+        ans = _fallback(fallback, provider, "empty answer")
+        ans.llm = {**info, "shown": "extractive"}
+        return ans
+    v = verify(text, passages, secrets=prompt.secrets, refusal=prompt.refusal, allowed=allowed)
     if v.empty:
-        return _fallback(fallback, provider, "the answer only repeated its instructions" if v.leaked else "empty answer")
-    return _to_answer(query, prompt, v, provider, fallback)
+        ans = _fallback(fallback, provider, "the answer only repeated its instructions" if v.leaked else "empty answer")
+        ans.llm = {**info, "shown": "extractive"}
+        return ans
+    ans = _to_answer(query, prompt, v, provider, fallback)
+    ans.llm = {**info, "shown": "llm"}
+    return ans
 
 
 def _to_answer(query: Query, prompt: Prompt, v: Verified, provider: str, fallback: Answer) -> Answer:
@@ -382,6 +507,7 @@ def _to_answer(query: Query, prompt: Prompt, v: Verified, provider: str, fallbac
         unmarked=v.unmarked,
         note="; ".join(notes),
         rewritten_question=fallback.rewritten_question,
+        plan=fallback.plan,
     )
 
 

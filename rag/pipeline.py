@@ -38,9 +38,14 @@ class Pipeline:
         mode: str = "hybrid",
         on_token: Callable[[str], None] | None = None,
         provider: str | None = None,
+        on_event: Callable[[dict], None] | None = None,
     ) -> Answer:
-        """Answer `question`. `provider` overrides settings.llm.provider; `on_token` receives streamed LLM text."""
+        """Answer `question`. `provider` overrides settings.llm.provider; `on_token` receives streamed LLM text;
+        `on_event` the stages as they start: {"stage": "retrieve"}, then with an LLM {"stage": "generate",
+        "model": …}, {"stage": "first_token", "ms": …}, {"stage": "verify"}."""
         t0 = time.perf_counter()
+        if on_event is not None:
+            on_event({"stage": "retrieve"})
         with self.retriever.pinned():  # one index generation for the search and the answer's section lookups
             res = self.retriever.search(question, k=k, cities=cities, years=years, mode=mode)
             t1 = time.perf_counter()
@@ -51,8 +56,10 @@ class Pipeline:
         if provider != "extractive":
             from .llm import llm_answer  # imported only when an LLM is used
 
-            ans = llm_answer(self.settings, provider, res.query, res.hits, fallback=ans, on_token=on_token)
+            ans = llm_answer(self.settings, provider, res.query, res.hits, fallback=ans, on_token=on_token, on_event=on_event, started=t0)
             timings["generate"] = (time.perf_counter() - t2) * 1000
+            if ans.llm.get("first_token_ms") is not None:
+                timings["first_token"] = ans.llm["first_token_ms"]
         ans.hits = res.hits
         ans.filters = {"cities": res.query.cities, "years": res.query.years, "comparative": res.query.comparative}
         timings["total"] = (time.perf_counter() - t0) * 1000

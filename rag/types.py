@@ -229,6 +229,9 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     plan: "QuestionPlan | None" = None
     why: list[dict[str, Any]] = field(default_factory=list)  # per answer sentence / refusal: the checks that fired
+    # with an LLM: the model's own answer and what the gate found (rag.gate), whether or not it is the one shown:
+    # {"provider", "model", "text", "structured", "passages", "gate": {"passed", "failures"}, "shown", "first_token_ms"}
+    llm: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,4 +248,5 @@ class Answer:
             "filters": self.filters,
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "why": self.why,
+            "llm": self.llm,
         }

@@ -47,6 +47,11 @@ def llm_settings(index, **kw):
         "llm.temperature": 0.0,
         "llm.n_ctx": 2048,
         "llm.timeout": 300.0,
+        # the plumbing as it was (whole chunks, plain text, every answer shown with its ⚠ marks): the gate,
+        # structured output and the plan's passages are tested in tests/test_gate.py and tests/test_llm_gate.py
+        "llm.gate": False,
+        "llm.structured": "off",
+        "llm.context": "chunks",
     }
     return settings_for(index, **{**base, **kw})
 
@@ -221,7 +226,9 @@ def test_passages_are_wrapped_as_data_and_cannot_escape():
     p2 = build_prompt(Query(QUESTION), [bare], estimate_tokens, 4096, 256)
     assert "发文单位" not in p2.user and "标题" not in p2.user and "正文：一、总体情况：\n营口市补贴2000元。\n</passage>" in p2.user
     comp = build_prompt(Query("哪些城市举办了对接活动?", kind="comparative"), hits, estimate_tokens, 4096, 256)
-    assert "沈阳市: ……[1]" in comp.user
+    assert "〔城市A〕: 〔该城市资料中的做法〕[1]" in comp.user  # the example is placeholders, never a real city or figure
+    template = comp.user[comp.user.index("问题：") :]
+    assert "沈阳" not in template and "营口" not in template and "……" not in template
 
 
 def test_context_fitting_with_the_estimate():
@@ -521,7 +528,8 @@ def test_openai_provider_through_the_cli(openai_server, bundled_index):
 
 def _small_config(index) -> Path:
     p = Path(index).parent / "rag-llm-test.toml"
-    p.write_text(f'index_dir = "{index}"\n[llm]\nmax_tokens = 48\ntemperature = 0.0\nn_ctx = 2048\ntimeout = 300.0\n', encoding="utf-8")
+    p.write_text(f'index_dir = "{index}"\n[llm]\nmax_tokens = 48\ntemperature = 0.0\nn_ctx = 2048\ntimeout = 300.0\n'
+                 'gate = false\nstructured = "off"\ncontext = "chunks"\n', encoding="utf-8")
     return p
 
 

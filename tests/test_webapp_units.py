@@ -164,3 +164,51 @@ def test_stream_stop_ends_both_sides():
                 stop.set()
     time.sleep(0.2)
     assert len(sent) < 20  # the worker stopped at its next token
+
+
+def test_stream_hands_stage_events_over_at_once():
+    from rag.webapp.stream import stream
+
+    def call(on_token):
+        on_token({"stage": "generate", "model": "qwen.gguf"})
+        on_token("营口")
+        on_token({"stage": "verify"})
+        return "done"
+
+    items = list(stream(call, every=0))
+    assert items[0] == {"stage": "generate", "model": "qwen.gguf"}
+    assert "营口" in items and {"stage": "verify"} in items and items[-1] == "done"
+
+
+def test_status_says_the_real_stage_and_the_first_token():
+    from rag.webapp.render import render_answer, stage_label
+    from rag.webapp.state import Turn
+
+    t = Turn(question="q", pending=True)
+    assert "检索" in stage_label(t) and "检索" in render_answer(t, 0)
+    t.stage, t.model = "generate", "qwen2.5-coder-0.5b.gguf"
+    assert stage_label(t).startswith("生成") and "qwen2.5-coder-0.5b.gguf" in stage_label(t)
+    t.first_token_ms = 2300.0
+    assert "首字 first token" in stage_label(t)
+    t.partial = "营口市"
+    html = render_answer(t, 0)
+    assert "生成" in html and "营口市" in html  # the status stays above the streamed text
+    t.stage = "verify"
+    assert "核对" in render_answer(t, 0)
+    t.pending, t.stopped, t.partial = False, True, "营口市对博士"
+    assert "已停止" in render_answer(t, 0) and "qwen2.5-coder-0.5b.gguf" in render_answer(t, 0)
+
+
+def test_a_model_answer_the_gate_rejected_is_behind_a_toggle():
+    from rag.webapp.render import render_answer
+    from rag.webapp.state import Turn
+
+    llm = {"provider": "llamacpp", "model": "qwen.gguf", "text": "营口市每月2500元。[1]", "shown": "extractive",
+           "gate": {"passed": False, "failures": [{"rule": "numbers", "detail": "1 number(s) not in the cited passage: 2500元"}]}}
+    a = {"answer": "每月2000元[1]", "abstained": False, "citations": [{"n": 1, "doc_id": "yingkou", "city": "营口市", "title": "", "section": "",
+         "text": "每月2000元", "score": 1.0}], "note": "LLM (llamacpp) answer not used: …", "llm": llm, "timings_ms": {"first_token": 2100.0, "total": 9000.0}}
+    html = render_answer(Turn(question="q", answer=a), 0)
+    assert '<details class="llm-answer">' in html and "2500元" in html and "numbers" in html
+    assert "首字 first token" in html
+    shown = dict(a, llm=dict(llm, shown="llm"))
+    assert "llm-answer" not in render_answer(Turn(question="q", answer=shown), 0)

@@ -235,13 +235,15 @@ def render_answer(turn: Turn, i: int) -> str:
         return f'<div class="rag-msg rag-error">{head}⚠ {_e(turn.error)}{_hints_html(turn, i)}</div>'
     if turn.pending:
         partial = turn.partial
-        body = (_e(partial).replace("\n", "<br>") + '<span class="caret">▌</span>') if partial else '<span class="pending">⏳ 检索中 Searching…</span>'
-        return f'<div class="rag-msg streaming">{head}{body}</div>'
+        body = (_e(partial).replace("\n", "<br>") + '<span class="caret">▌</span>') if partial else f'<span class="pending">⏳ {_e(stage_label(turn))}</span>'
+        status = f'<div class="stage">{_e(stage_label(turn))}</div>' if partial else ""
+        return f'<div class="rag-msg streaming">{head}{status}{body}</div>'
     a = turn.answer or {}
     parts = ['<div class="rag-msg">', head, _hints_html(turn, i)]
     if turn.stopped and not a:
         parts.append(f'<div class="answer-text">{_e(turn.partial).replace(chr(10), "<br>")}</div>')
-        parts.append('<div class="note stopped">■ 已停止 · stopped (the answer above is incomplete and unchecked)</div></div>')
+        who = f" ({_e(turn.model)})" if turn.model else ""
+        parts.append(f'<div class="note stopped">■ 已停止 · stopped{who}: the answer above is incomplete and was not checked</div></div>')
         return "".join(parts)
     cits = a.get("citations") or []
     if a.get("abstained"):
@@ -261,17 +263,46 @@ def render_answer(turn: Turn, i: int) -> str:
         parts.append(f'<div class="warn soft">⚠ {len(a["unmarked"])} 句无引用 · sentence(s) without a citation</div>')
     if a.get("note"):
         parts.append(f'<div class="note">ℹ {_e(a["note"])}</div>')
+    parts.append(_model_answer_html(a))
     parts.append(_suggestions_html(turn, i))
     t = a.get("timings_ms") or {}
-    keys = [k for k in ("retrieve", "generate", "answer", "total") if k in t]
+    keys = [k for k in ("retrieve", "answer", "first_token", "generate", "total") if k in t]
     foot = ""
     if keys:
-        labels = {"retrieve": "检索 retrieve", "generate": "生成 generate", "answer": "作答 answer", "total": "总计 total"}
+        labels = {"retrieve": "检索 retrieve", "generate": "生成 generate", "answer": "作答 answer", "first_token": "首字 first token", "total": "总计 total"}
         prov = a.get("provider") or "extractive"
         foot = " · ".join(f"{labels[k]} {fmt_ms(t[k])}" for k in keys) + f" · {_e(prov)}"
     parts.append(f'<div class="timings">{foot}{_actions_html(turn, i)}</div>')
     parts.append("</div>")
     return "".join(parts)
+
+
+STAGES = {"retrieve": "检索中 Searching…", "generate": "生成中 Generating", "verify": "核对中 Checking…"}
+
+
+def stage_label(turn: Turn) -> str:
+    """The stage really running: 检索 / 生成 (model, time to first token) / 核对."""
+    stage = turn.stage or "retrieve"
+    label = STAGES.get(stage, STAGES["retrieve"])
+    if stage == "generate":
+        bits = [turn.model] if turn.model else []
+        if turn.first_token_ms is not None:
+            bits.append(f"首字 first token {fmt_ms(turn.first_token_ms)}")
+        label += f" ({' · '.join(bits)})…" if bits else "…"
+    return label
+
+
+def _model_answer_html(a: dict) -> str:
+    """The model's own answer behind a toggle when the gate did not let it be the answer."""
+    llm = a.get("llm") or {}
+    if llm.get("shown") != "extractive" or not llm.get("text"):
+        return ""
+    fails = (llm.get("gate") or {}).get("failures") or []
+    why = "".join(f"<li>{_e(f.get('rule'))}: {_e(f.get('detail'))}</li>" for f in fails)
+    model = _e(llm.get("model") or llm.get("provider") or "LLM")
+    return (f'<details class="llm-answer"><summary>模型的回答（未采用）· the model\'s answer ({model}), not used</summary>'
+            f'<div class="llm-text">{_e(llm["text"]).replace(chr(10), "<br>")}</div>'
+            + (f'<ul class="gate-fails">{why}</ul>' if why else "") + "</details>")
 
 
 def _rewritten_html(turn: Turn) -> str:

@@ -256,17 +256,18 @@ class ChatService:
             raise ProviderMissing(problem)
         return q, provider
 
-    def ask(self, question: str, previous: list[str], cities, k, provider, model="", base_url="", on_token=None):
+    def ask(self, question: str, previous: list[str], cities, k, provider, model="", base_url="", on_token=None, on_event=None):
         """One question through the pipeline (follow-ups rewritten with `previous`). Returns rag.types.Answer."""
         q, provider = self._check(question, provider)
         rewritten = rewrite_followup(q, previous)
         pipe = self.pipeline_for(provider, model, base_url)
-        ans = pipe.ask(rewritten, k=int(k) if k else None, cities=list(cities) or None if cities else None, provider=provider, on_token=on_token)
+        ans = pipe.ask(rewritten, k=int(k) if k else None, cities=list(cities) or None if cities else None, provider=provider, on_token=on_token,
+                       on_event=on_event)
         ans.question = q
         ans.rewritten_question = rewritten if rewritten != q else ""
         return ans
 
-    def answer_turn(self, turn: Turn, previous: list[str], cities, k, provider, model="", base_url="", on_token=None) -> Turn:
+    def answer_turn(self, turn: Turn, previous: list[str], cities, k, provider, model="", base_url="", on_token=None, on_event=None) -> Turn:
         """Answer turn.question and fill the turn: the answer, the retrieved passages not cited, hints, suggestions."""
         cities = [c for c in (cities or []) if c]
         turn.cities = cities
@@ -276,7 +277,7 @@ class ChatService:
         if is_vague(q) and not cities and rewrite_followup(q, previous) == q:
             self._overview(turn, q, k)
         else:
-            ans = self.ask(q, previous, cities, k, provider, model, base_url, on_token=on_token)
+            ans = self.ask(q, previous, cities, k, provider, model, base_url, on_token=on_token, on_event=on_event)
             turn.rewritten = ans.rewritten_question
             turn.answer = ans.to_dict()
             cited = {c.chunk_id for c in ans.citations}

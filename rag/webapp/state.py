@@ -27,6 +27,9 @@ class Turn:
     pending: bool = False  # still being answered
     partial: str = ""  # streamed LLM text so far
     stopped: bool = False  # the user pressed Stop
+    stage: str = ""  # while pending: retrieve | generate | verify (the stage really running)
+    model: str = ""  # the LLM writing the answer (shown in the status while it generates)
+    first_token_ms: float | None = None  # time from the question to the model's first token
     time: str = ""
     cities: list[str] = field(default_factory=list)  # the city filter of the settings when asked
     provider: str = ""

@@ -16,6 +16,9 @@ class Stopped(BaseException):
 def stream(call: Callable[[Callable[[str], None]], Any], stop: threading.Event | None = None, every: float = 0.08) -> Iterator[Any]:
     """Run call(on_token) in a worker thread; yield the accumulated text as tokens arrive, then the result.
 
+    on_token also takes events (dicts, e.g. {"stage": "generate", "model": …} from Pipeline.ask's on_event):
+    each is yielded as it is, at once (a stage change is never held back by the text's throttle).
+
     When `stop` is set (or the consumer closes this generator) the worker's next on_token raises Stopped,
     which ends the model's stream, and this generator raises Stopped at once."""
     stop = stop or threading.Event()
@@ -25,7 +28,7 @@ def stream(call: Callable[[Callable[[str], None]], Any], stop: threading.Event |
     def on_token(tok: str) -> None:
         if stop.is_set():
             raise Stopped()
-        q.put(str(tok))
+        q.put(tok if isinstance(tok, dict) else str(tok))
 
     def worker():
         try:
@@ -50,6 +53,9 @@ def stream(call: Callable[[Callable[[str], None]], Any], stop: threading.Event |
                 break
             if stop.is_set():
                 raise Stopped()
+            if isinstance(tok, dict):
+                yield tok
+                continue
             text += tok
             now = time.monotonic()
             if now - last >= every:

@@ -112,8 +112,15 @@ def build_ui(settings: Settings) -> ChatUI:
             if provider == "extractive" or provider_problem(provider):
                 svc.answer_turn(turn, previous, cities, k, provider, model, base_url)
             else:
-                for item in stream(lambda on_token: svc.answer_turn(turn, previous, cities, k, provider, model, base_url, on_token=on_token), stop):
-                    if isinstance(item, str):
+                for item in stream(lambda on_token: svc.answer_turn(turn, previous, cities, k, provider, model, base_url, on_token=on_token,
+                                                                    on_event=on_token), stop):
+                    if isinstance(item, dict):  # a stage begins: the status says what is really running
+                        turn.stage = item.get("stage", turn.stage) if item.get("stage") != "first_token" else turn.stage
+                        turn.model = item.get("model", turn.model)
+                        if item.get("stage") == "first_token":
+                            turn.first_token_ms = item.get("ms")
+                        yield streaming_view(turns)
+                    elif isinstance(item, str):
                         turn.partial = item
                         yield streaming_view(turns)
         except Stopped:

@@ -1,0 +1,348 @@
+"""The verification gate: an LLM answer is shown as the answer only if it passes every rule below.
+
+`check(GateInput) -> GateResult`. The input is the model's answer as text with [n] markers numbered as the
+passages of the prompt (1..N), the text each passage can support (its metadata and full text), the
+instructions it must not repeat, and what the extractive answerer concluded. A failed gate means the
+extractive answer is shown, with one line saying why (`GateResult.reason`); the model's text stays in
+`Answer.llm`.
+
+Rules (each a function returning the problems it found, in `RULES` order):
+
+* ``content``     the answer says something (not only markers, symbols or whitespace);
+* ``citations``   every sentence that states something carries a marker, and every marker names a passage
+                  of the prompt (headings such as "〔城市〕:" and the refusal sentence need none);
+* ``numbers``     every number with a unit (2000元, 15%, 3个月, 十万元 …) is in a passage its sentence cites
+                  (rag.verify.number_supported: literally or by value, 10万元 = 100000元);
+* ``english_numbers`` in English prose, every figure written in digits ("CNY 2,000", "20 million", "15%")
+                  has its value in a cited passage (2,000 = 2000元; 20 million = 2000万元);
+* ``repetition``  no repetition loop: no sentence or line said three times, no run of a phrase repeated
+                  four times in a row;
+* ``echo``        no prompt or template echo: no sentence repeating 12 characters of the instructions that no
+                  passage contains, no placeholder (〔城市A〕, 〔金额〕), no passage header (城市：, 正文：,
+                  <passage), no JSON left over from structured output;
+* ``no_reply``    it does not contradict the extractive refusal of a place that has no reply: when the
+                  question names a place the index has no reply of, only a refusal passes;
+* ``refusal``     a refusal does not replace an extractive answer: when the extractive answerer found the
+                  answer in the passages, the model refusing is not shown instead;
+* ``figure``      a question asking for a figure (多少, how much, 何时) is not answered without one;
+* ``restates``    the answer is not the question said back: a sentence ending in a question mark, or an answer
+                  whose words are (70 % of its character bigrams) the question's own and which states no figure of its own.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Callable
+
+from .verify import (
+    MARKER,
+    REFUSAL_MARK,
+    _content,
+    _is_heading,
+    find_numbers,
+    is_refusal,
+    leak_detector,
+    norm,
+    number_supported,
+    parse_marker,
+    split_sentences,
+    strip_markers,
+)
+
+
+@dataclass
+class GateInput:
+    text: str  # the model's answer, markers [n] numbered as the prompt's passages
+    passages: list[str]  # what passage n can support: passages[n-1] (metadata + full text)
+    refusal: str = "资料中未找到能回答该问题的内容。"
+    secrets: list[str] = field(default_factory=list)  # the instructions (system prompt, templates)
+    allowed: list[str] = field(default_factory=list)  # texts that may be repeated (the comparative "not found")
+    unknown_places: list[str] = field(default_factory=list)  # named in the question, no reply indexed
+    extractive_abstained: bool = False  # the extractive answerer refused
+    language: str = "zh"
+    asks_figure: bool = False  # the question asks for a figure or a date (the plan's parts)
+    question: str = ""  # the question as asked (an answer that only restates it says nothing)
+
+
+@dataclass(frozen=True)
+class Failure:
+    rule: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "detail": self.detail}
+
+
+@dataclass
+class GateResult:
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def rules(self) -> list[str]:
+        return list(dict.fromkeys(f.rule for f in self.failures))
+
+    @property
+    def reason(self) -> str:
+        """One line: the first problem of each failed rule."""
+        seen: dict[str, str] = {}
+        for f in self.failures:
+            seen.setdefault(f.rule, f.detail)
+        return "; ".join(seen.values())
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "failures": [f.to_dict() for f in self.failures]}
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in split_sentences(text) if _content(s)]
+
+
+def _is_refusal_sentence(s: str, inp: GateInput) -> bool:
+    return is_refusal(s, inp.refusal) or any(a and norm(a) in norm(s) for a in inp.allowed)
+
+
+def _says_something(s: str, inp: GateInput) -> bool:
+    return bool(_content(s)) and not _is_heading(s) and not _is_refusal_sentence(s, inp)
+
+
+def _cited(s: str) -> list[int]:
+    return list(dict.fromkeys(n for m in MARKER.finditer(s) for n in parse_marker(m.group(1))))
+
+
+def _support(s: str, inp: GateInput) -> list[str]:
+    return [inp.passages[n - 1] for n in _cited(s) if 1 <= n <= len(inp.passages)]
+
+
+def _short(s: str, limit: int = 40) -> str:
+    s = re.sub(r"\s+", " ", strip_markers(s)).strip()
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------ rules
+def rule_content(inp: GateInput) -> list[str]:
+    return [] if _content(inp.text) else ["the model's answer is empty"]
+
+
+def rule_citations(inp: GateInput) -> list[str]:
+    out: list[str] = []
+    bad = sorted({n for m in MARKER.finditer(inp.text) for n in parse_marker(m.group(1)) if not 1 <= n <= len(inp.passages)})
+    if bad:
+        out.append(f"citation(s) {', '.join(f'[{n}]' for n in bad)} name no passage (there are {len(inp.passages)})")
+    unmarked = [s for s in _sentences(inp.text) if _says_something(s, inp) and not _cited(s)]
+    if unmarked:
+        out.append(f"{len(unmarked)} sentence(s) without a citation: “{_short(unmarked[0])}”")
+    return out
+
+
+def rule_numbers(inp: GateInput) -> list[str]:
+    missing: list[str] = []
+    for s in _sentences(inp.text):
+        support = _support(s, inp)
+        if not support:
+            continue  # no valid citation: the citations rule says so
+        for x in find_numbers(strip_markers(s)):
+            if not number_supported(x, support) and x.surface not in missing:
+                missing.append(x.surface)
+    return [f"{len(missing)} number(s) not in the cited passage: {'、'.join(missing[:5])}"] if missing else []
+
+
+_EN_NUMBER = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(%|percent\b|per\s*cent\b|thousand\b|million\b|billion\b|trillion\b|bn\b|m\b)?",
+    re.I,
+)
+_EN_SCALE = {"thousand": Decimal(10**3), "million": Decimal(10**6), "m": Decimal(10**6), "billion": Decimal(10**9), "bn": Decimal(10**9), "trillion": Decimal(10**12)}
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def english_share(text: str) -> float:
+    """Latin words against CJK characters outside brackets (the Chinese originals beside figures do not count)."""
+    t = strip_markers(text)
+    t = re.sub(r"[(（][^()（）]*[)）]", " ", t)
+    words = len(_LATIN_WORD.findall(t))
+    cjk = len(_CJK.findall(t)) / 2  # two characters make about one word
+    return words / (words + cjk) if words + cjk else 0.0
+
+
+def is_english(text: str) -> bool:
+    return english_share(text) >= 0.6
+
+
+def _passage_values(passages: list[str]) -> tuple[set[Decimal], str]:
+    values: set[Decimal] = set()
+    for p in passages:
+        for x in find_numbers(p):
+            values.add(x.value.normalize())
+    return values, norm(" ".join(passages))
+
+
+def rule_english_numbers(inp: GateInput) -> list[str]:
+    missing: list[str] = []
+    for s in _sentences(inp.text):
+        support = _support(s, inp)
+        if not support:
+            continue
+        prose = strip_markers(s)
+        taken = [(x.start, x.end) for x in find_numbers(prose)]  # the Chinese originals: the numbers rule checks them
+        values, text = _passage_values(support)
+        for m in _EN_NUMBER.finditer(prose):
+            if any(a <= m.start() < b for a, b in taken):
+                continue
+            before = prose[max(0, m.start() - 1) : m.start()]
+            after = prose[m.end() : m.end() + 1]
+            if _CJK.search(before + after) and not m.group(3):
+                continue  # a digit inside Chinese text: find_numbers' business
+            digits = m.group(1).replace(",", "") + (m.group(2) or "")
+            try:
+                v = Decimal(digits)
+            except InvalidOperation:
+                continue
+            scale = (m.group(3) or "").lower().replace(" ", "")
+            v = v * _EN_SCALE.get(scale, Decimal(1))
+            if v.normalize() in values or re.search(rf"(?<![\d.]){re.escape(digits)}(?![\d]|\.\d)", text):
+                continue
+            missing.append(m.group(0).strip())
+    return [f"{len(missing)} figure(s) not in the cited passage: {', '.join(missing[:5])}"] if missing else []
+
+
+_LOOP_UNIT = re.compile(r"(.{2,40}?)\1{3,}", re.S)
+
+
+def rule_repetition(inp: GateInput) -> list[str]:
+    out: list[str] = []
+    counts: dict[str, int] = {}
+    for s in _sentences(inp.text):
+        key = _content(s)
+        if len(key) >= 4:
+            counts[key] = counts.get(key, 0) + 1
+    lines: dict[str, int] = {}
+    for ln in inp.text.split("\n"):
+        key = _content(ln)
+        if len(key) >= 4:
+            lines[key] = lines.get(key, 0) + 1
+    worst = max(list(counts.items()) + list(lines.items()), key=lambda kv: kv[1], default=("", 0))
+    if worst[1] >= 3:
+        out.append(f"a repetition loop: “{_short(worst[0], 24)}” said {worst[1]} times")
+    else:
+        t = norm(strip_markers(inp.text))
+        for m in _LOOP_UNIT.finditer(t):
+            unit = m.group(1)
+            if re.fullmatch(r"[\d.,%]+|[\W_]+", unit):
+                continue  # 100000000 or ……: not a phrase
+            if unit * 4 in norm(" ".join(inp.passages)):
+                continue
+            out.append(f"a repetition loop: “{_short(unit, 24)}” repeated {len(m.group(0)) // len(unit)} times in a row")
+            break
+    return out
+
+
+_PLACEHOLDER = re.compile(r"〔[^〕\d]{1,12}〕|\{[a-z_]{1,20}\}|城市名|答案\[编号\]|资料编号")
+_HEADER = re.compile(r"(?:^|\n)\s*(?:城市|发文单位|标题|章节|日期|正文|问题|回答)[：:]|‹?<\s*/?\s*passage|</?\s*passage", re.I)
+_JSON_LEFT = re.compile(r"\"\s*(?:sentences|citations|refusal|text)\s*\"\s*:")
+
+
+def rule_echo(inp: GateInput) -> list[str]:
+    out: list[str] = []
+    if inp.secrets:
+        leaked = leak_detector(list(inp.secrets), inp.passages, [inp.refusal, *inp.allowed])
+        bad = [s for s in _sentences(inp.text) if leaked(s)]
+        if bad:
+            out.append(f"{len(bad)} sentence(s) repeat the instructions: “{_short(bad[0])}”")
+    joined = norm(" ".join(inp.passages))
+    ph = [m.group(0) for m in _PLACEHOLDER.finditer(inp.text) if norm(m.group(0)) not in joined]
+    if ph:
+        out.append(f"the prompt's placeholder {ph[0]} copied into the answer")
+    if "……" in inp.text and "……" not in joined:
+        out.append("the template's “……” copied into the answer")
+    m = _HEADER.search(inp.text)
+    if m and norm(m.group(0)) not in joined:
+        out.append(f"a passage header copied into the answer ({m.group(0).strip()})")
+    if _JSON_LEFT.search(inp.text):
+        out.append("structured output left as JSON in the answer")
+    return out
+
+
+def _answer_refuses(inp: GateInput) -> bool:
+    sents = _sentences(inp.text)
+    return bool(sents) and all(_is_refusal_sentence(s, inp) or _is_heading(s) for s in sents)
+
+
+def rule_no_reply(inp: GateInput) -> list[str]:
+    if not inp.unknown_places:
+        return []
+    places = "、".join(inp.unknown_places)
+    if not _answer_refuses(inp):
+        return [f"the index has no reply about {places}, the model answered anyway"]
+    return []
+
+
+def rule_refusal(inp: GateInput) -> list[str]:
+    if inp.extractive_abstained or inp.unknown_places:
+        return []
+    if _answer_refuses(inp) or (REFUSAL_MARK in norm(inp.text) and not _cited(inp.text)):
+        return ["the model refused although the passages answer the question"]
+    return []
+
+
+def rule_figure(inp: GateInput) -> list[str]:
+    if not inp.asks_figure or _answer_refuses(inp):
+        return []
+    body = strip_markers(inp.text)
+    if find_numbers(body) or re.search(r"\d", body) or re.search(r"[一二两三四五六七八九十百千万亿]", body):
+        return []
+    return ["the question asks for a figure and the answer states none"]
+
+
+def _bigrams(t: str) -> set[str]:
+    c = _content(t)
+    return {c[i : i + 2] for i in range(len(c) - 1)}
+
+
+def rule_restates(inp: GateInput) -> list[str]:
+    sents = [s for s in _sentences(inp.text) if _says_something(s, inp)]
+    if not sents:
+        return []
+    asking = [s for s in sents if re.search(r"[?？]\s*$", strip_markers(s).strip())]
+    if asking:
+        return [f"the answer asks a question instead of answering: “{_short(asking[0])}”"]
+    if inp.question:
+        mine, theirs = _bigrams(" ".join(sents)), _bigrams(inp.question)
+        new_figures = [x for x in find_numbers(strip_markers(" ".join(sents))) if norm(x.surface) not in norm(inp.question)]
+        if mine and len(mine & theirs) / len(mine) >= 0.7 and not new_figures:
+            return ["the answer only restates the question"]
+    return []
+
+
+RULES: dict[str, Callable[[GateInput], list[str]]] = {
+    "content": rule_content,
+    "citations": rule_citations,
+    "numbers": rule_numbers,
+    "english_numbers": rule_english_numbers,
+    "repetition": rule_repetition,
+    "echo": rule_echo,
+    "no_reply": rule_no_reply,
+    "refusal": rule_refusal,
+    "figure": rule_figure,
+    "restates": rule_restates,
+}
+
+
+def check(inp: GateInput, rules: list[str] | None = None) -> GateResult:
+    """Run every rule (or the named ones) and collect what they found."""
+    res = GateResult()
+    if not rule_content(inp):
+        names = list(rules or RULES)
+    else:
+        names = ["content"]  # nothing to check further
+    for name in names:
+        for detail in RULES[name](inp):
+            res.failures.append(Failure(name, detail))
+    return res
+
+
+__all__ = ["GateInput", "GateResult", "Failure", "RULES", "check", "english_share", "is_english"]

@@ -1,0 +1,159 @@
+"""The verification gate (rag.gate): one table per rule, then the whole check."""
+from __future__ import annotations
+
+import pytest
+
+from rag import gate
+from rag.gate import GateInput, check, english_share, is_english
+
+P1 = "营口市 营口市人力资源和社会保障局 2024-06-05\n对新引进的博士研究生，每月给予2000元生活补贴，连续发放3年。"
+P2 = "沈阳市 沈阳市工业和信息化局\n对首贷户给予贴息，最高不超过10万元。2023年共为719户企业发放首贷。"
+P3 = "郑州市 郑州市工业和信息化局\n对首次认定的国家级专精特新“小巨人”企业，给予一次性奖励2000万元。"
+PASSAGES = [P1, P2, P3]
+REFUSAL = "资料中未找到能回答该问题的内容。"
+SYSTEM = "你是严谨的政务问答助手，负责根据政府部门对人大代表建议、政协委员提案的答复回答关于中小企业政策的问题。"
+
+
+def inp(text: str, **kw) -> GateInput:
+    kw.setdefault("passages", PASSAGES)
+    kw.setdefault("refusal", REFUSAL)
+    kw.setdefault("secrets", [SYSTEM])
+    kw.setdefault("allowed", ["资料中未找到相关内容"])
+    return GateInput(text=text, **kw)
+
+
+def failed(text: str, rule: str, **kw) -> list[str]:
+    return gate.RULES[rule](inp(text, **kw))
+
+
+CASES = {
+    "content": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        ("", False),
+        ("[1][2]", False),
+        ("。。。", False),
+    ],
+    "citations": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        ("营口市对博士每月补贴2000元。[1] 沈阳市对首贷户贴息。[2]", True),
+        ("营口市对博士每月补贴2000元。", False),  # no marker
+        ("营口市对博士每月补贴2000元。[4]", False),  # no passage 4
+        ("营口市对博士每月补贴2000元。[1][7]", False),
+        ("〔城市〕:\n营口市: 每月2000元[1]", True),  # a heading needs no marker
+        (REFUSAL, True),  # the refusal needs none
+        ("营口市: 每月2000元[1]\n天津市: 资料中未找到相关内容", True),
+        ("营口市对博士每月补贴2000元[1]，连续发放3年。此外还有住房补贴。", False),
+    ],
+    "numbers": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        ("营口市对博士每月补贴2,000元。[1]", True),
+        ("营口市对博士每月补贴两千元。[1]", True),  # by value
+        ("营口市对博士每月补贴2500元。[1]", False),
+        ("营口市对博士每月补贴2000元。[2]", False),  # the number is in passage 1, the sentence cites 2
+        ("首贷户贴息最高10万元。[2]", True),
+        ("首贷户贴息最高100000元。[2]", True),
+        ("2023年共为719户企业发放首贷。[2]", True),
+        ("2023年共为720户企业发放首贷。[2]", False),
+        ("该答复于2024年发布。[1]", True),  # the year of the date field
+        ("一次性奖励2000万元。[3]", True),
+        ("一次性奖励2000万元。[1][3]", True),  # in one of the cited passages
+    ],
+    "english_numbers": [
+        ("Yingkou pays doctoral graduates CNY 2,000 per month (每月2000元生活补贴) [1].", True),
+        ("Yingkou pays CNY 2,500 per month (每月2000元) [1].", False),
+        ("Zhengzhou awards CNY 20 million (2000万元) to a first-time little giant [3].", True),
+        ("Zhengzhou awards CNY 30 million (2000万元) [3].", False),
+        ("The subsidy runs for 3 years (连续发放3年) [1].", True),
+        ("In 2023, 719 enterprises got a first loan (719户) [2].", True),
+        ("In 2022, 719 enterprises got a first loan [2].", False),
+        ("营口市每月补贴2000元。[1]", True),  # Chinese: the numbers rule's business
+    ],
+    "repetition": [
+        ("营口市对博士每月补贴2000元。[1]沈阳市对首贷户给予贴息。[2]", True),
+        ("请回答：" * 12, False),
+        ("营口市对博士每月补贴2000元。[1]\n" * 3, False),
+        ("对首贷户给予贴息。[2]对首贷户给予贴息。[2]对首贷户给予贴息。[2]", False),
+        ("奖励100000000元。[3]", True),  # zeros are no loop
+        ("对首贷户给予贴息。[2]对首贷户给予贴息。[2]", True),  # twice is not a loop
+    ],
+    "echo": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        (SYSTEM + "[1]", False),  # the system prompt repeated
+        ("〔城市A〕: 〔该城市资料中的做法〕[1]", False),  # the template's placeholders
+        ("沈阳市: ……[1]\n营口市: ……[2]", False),  # the old template's example lines
+        ("城市：营口市\n正文：每月2000元[1]", False),  # a passage header
+        ('{"refusal": false, "sentences": [{"text": "每月2000元", "citations": [1]}]}', False),
+        ("<passage id=1>每月2000元[1]", False),
+        ("城市名:营口市[1]", False),  # the template's word
+    ],
+    "figure": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        ("城市名:营口市[1]", False),  # what a 0.5B model wrote for 营口市对博士每月补贴多少?
+        ("营口市对博士给予生活补贴。[1]", False),
+        ("补贴连续发放三年。[1]", True),
+        (REFUSAL, True),  # a refusal is the refusal rule's business
+    ],
+    "no_reply": [
+        (REFUSAL, True),
+        ("资料中未找到关于广州市的答复,无法回答该问题。", True),
+        ("广州市对博士每月补贴2000元。[1]", False),
+    ],
+    "refusal": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        (REFUSAL, False),  # the extractive answerer answered: a refusal is not shown instead
+    ],
+}
+
+
+@pytest.mark.parametrize("rule,text,ok", [(r, t, ok) for r, cases in CASES.items() for t, ok in cases])
+def test_rule(rule, text, ok):
+    kw = {"unknown_places": ["广州市"]} if rule == "no_reply" else {"asks_figure": True} if rule == "figure" else {}
+    problems = failed(text, rule, **kw)
+    assert (not problems) == ok, problems
+
+
+def test_refusal_rule_when_extractive_refused_too():
+    assert not failed(REFUSAL, "refusal", extractive_abstained=True)
+
+
+def test_a_good_answer_passes_every_rule():
+    text = "营口市对新引进的博士研究生每月给予2000元生活补贴。[1]沈阳市对首贷户给予贴息，最高不超过10万元。[2]"
+    res = check(inp(text))
+    assert res.passed, res.reason
+    assert res.to_dict() == {"passed": True, "failures": []}
+
+
+def test_an_english_answer_with_the_chinese_beside_the_figures_passes():
+    text = "Yingkou gives newly recruited doctoral graduates a living subsidy of CNY 2,000 per month (每月2000元) [1]. It is paid for 3 years (连续发放3年) [1]."
+    res = check(inp(text, language="en"))
+    assert res.passed, res.reason
+
+
+def test_failures_name_their_rules_and_read_as_one_line():
+    text = "营口市对博士每月补贴2500元。[1]广州市也有补贴。"
+    res = check(inp(text, unknown_places=["广州市"]))
+    assert not res.passed
+    assert res.rules == ["citations", "numbers", "no_reply"]
+    assert "2500元" in res.reason and "\n" not in res.reason
+
+
+def test_an_empty_answer_is_only_reported_as_empty():
+    res = check(inp("  "))
+    assert res.rules == ["content"]
+
+
+def test_english_share():
+    assert is_english("Yingkou pays CNY 2,000 per month (每月2000元) [1].")
+    assert not is_english("营口市对博士每月补贴2000元。[1]")
+    assert english_share("") == 0.0
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("截至2019年底,山东全省民营经济市场主体有1022.5万户。[1]", True),
+    ("截至2019年底,山东全省民营经济市场主体有多少户?[1]", False),  # the question said back (0.5B did this)
+    ("二道区工信局联合多部门为国企等企业搭台，办的是产业链供需对接会。[1]", False),  # only the question's words
+    ("二道区工信局办的是建材产业链供需对接会，共有30余家企业参加。[1]", True),
+])
+def test_restates_rule(text, ok):
+    q = "截至2019年底,山东全省民营经济市场主体有多少户?" if "山东" in text else "二道区工信局联合多部门为国企等企业搭台,办的是哪场产业链供需对接会?"
+    assert (not gate.rule_restates(inp(text, question=q))) == ok

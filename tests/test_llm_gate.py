@@ -1,0 +1,178 @@
+"""The gate in the LLM path (rag.llm.llm_answer): a scripted chat model stands in for the LLM, so these tests
+are fast and exact about what is shown, what is kept and why. Real models: tests/test_llm.py."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from rag import llm as llm_mod
+from rag.config import Settings
+from rag.llm import Backend, estimate_tokens, llm_answer
+from rag.types import Answer, Chunk, Citation, Hit, PlanPart, QuestionPlan
+
+P1 = "三是实施生活补贴办法,到我市企业就业的博士研究生、硕士研究生,每月分别享受2000元、1000元的生活补贴,补贴期限2年。"
+P2 = "四是开展人才招聘活动,举办招聘会30余场。"
+
+
+def _hits() -> list[Hit]:
+    return [
+        Hit(Chunk("yingkou#1", "yingkou", 1, P1, ["一、人才"], city="营口市", date="2024-06-05"), 1.0, 1),
+        Hit(Chunk("yingkou#2", "yingkou", 2, P2, ["一、人才"], city="营口市"), 0.5, 2),
+    ]
+
+
+def _plan(text="营口市对博士每月补贴多少?", language="zh", unknown=()) -> QuestionPlan:
+    part = PlanPart(text=text, terms=["博士", "补贴"], asks_number=True, unit="money")
+    return QuestionPlan(text=text, kind="fact", parts=[part], whole=part, terms=["博士", "补贴"], language=language, unknown_places=list(unknown))
+
+
+def _extractive(hits) -> Answer:
+    q = "每月分别享受2000元、1000元的生活补贴"
+    return Answer("q", P1 + "[1]", False, [Citation(1, "yingkou", "营口市", "", "一、人才", P1, 1.0, quote=q, chunk_id="yingkou#1")])
+
+
+class Chunked:
+    def __init__(self, content):
+        self.content = content
+
+
+class ScriptedChat:
+    """A chat model that streams a fixed answer; records the keyword arguments it was called with."""
+
+    def __init__(self, answer: str, pieces: int = 4):
+        self.answer, self.pieces, self.calls = answer, pieces, []
+
+    def stream(self, messages, **kw):
+        self.calls.append({"messages": messages, **kw})
+        n = max(1, len(self.answer) // self.pieces)
+        for i in range(0, len(self.answer), n):
+            yield Chunked(self.answer[i : i + n])
+
+
+def _settings(**llm) -> Settings:
+    return Settings().with_overrides(**{f"llm.{k}": v for k, v in llm.items()})
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    box = {}
+
+    def use(answer: str, provider: str = "llamacpp"):
+        chat = ScriptedChat(answer)
+        box["chat"] = chat
+        monkeypatch.setattr(llm_mod, "get_backend", lambda settings, p: Backend(p, chat, estimate_tokens, 4096, 256, lock=threading.Lock()))
+        return chat
+
+    return use
+
+
+def _json(*sentences, refusal=False) -> str:
+    return json.dumps({"refusal": refusal, "sentences": [{"text": t, "citations": c} for t, c in sentences]}, ensure_ascii=False)
+
+
+def test_a_good_structured_answer_is_shown(scripted):
+    chat = scripted(_json(("营口市对博士研究生每月给予2000元生活补贴。", [1])))
+    hits = _hits()
+    events, tokens = [], []
+    ans = llm_answer(_settings(), "llamacpp", _plan(), hits, _extractive(hits), on_token=tokens.append, on_event=events.append)
+    assert ans.provider == "llamacpp" and ans.answer == "营口市对博士研究生每月给予2000元生活补贴。[1]"
+    assert ans.llm["shown"] == "llm" and ans.llm["gate"]["passed"] and ans.llm["structured"] == "json_object"
+    assert "".join(tokens) == ans.answer  # the JSON streamed as answer text
+    assert [e["stage"] for e in events] == ["generate", "first_token", "verify"]
+    rf = chat.calls[0]["response_format"]
+    answer = rf["schema"]["oneOf"][0]
+    assert rf["type"] == "json_object" and answer["properties"]["sentences"]["items"]["properties"]["citations"]["items"]["enum"] == [1, 2]
+    # the model read the plan's passages: the extractive answer's, trimmed, and one more
+    user = chat.calls[0]["messages"][-1].content
+    assert user.count("<passage id=") == 2 and "请只输出一个JSON对象" in user
+
+
+def test_an_unsupported_number_is_not_shown(scripted):
+    scripted(_json(("营口市对博士每月补贴2500元。", [1])))
+    hits = _hits()
+    ext = _extractive(hits)
+    ans = llm_answer(_settings(), "llamacpp", _plan(), hits, ext)
+    assert ans.answer == ext.answer and ans.provider == "extractive"
+    assert ans.note.startswith("LLM (llamacpp) answer not used: 1 number(s) not in the cited passage: 2500元")
+    assert ans.llm["shown"] == "extractive" and ans.llm["text"] == "营口市对博士每月补贴2500元。[1]"
+    assert [f["rule"] for f in ans.llm["gate"]["failures"]] == ["numbers"]
+    d = ans.to_dict()
+    assert d["llm"]["text"] == "营口市对博士每月补贴2500元。[1]"  # `rag ask --json` shows the model's text
+
+
+def test_gate_off_shows_the_answer_with_its_warning(scripted):
+    scripted(_json(("营口市对博士每月补贴2500元。", [1])))
+    hits = _hits()
+    ans = llm_answer(_settings(gate=False), "llamacpp", _plan(), hits, _extractive(hits))
+    assert ans.provider == "llamacpp" and "2500元⚠" in ans.answer and ans.unsupported == ["2500元"]
+    assert not ans.llm["gate"]["passed"]  # still recorded
+
+
+@pytest.mark.parametrize("answer,rule", [
+    ("请回答：" * 30, "repetition"),
+    ("〔城市A〕: 〔该城市资料中的做法〕[1]\n〔城市B〕: 〔该城市资料中的做法〕[2]", "echo"),
+    ("营口市对博士每月补贴2000元。", "citations"),
+    ("营口市对博士每月补贴2000元。[5]", "citations"),
+    ("资料中未找到能回答该问题的内容。", "refusal"),
+])
+def test_plain_text_answers_that_fail_the_gate(scripted, answer, rule):
+    scripted(answer)
+    hits = _hits()
+    ext = _extractive(hits)
+    ans = llm_answer(_settings(structured="off"), "llamacpp", _plan(), hits, ext)
+    assert ans.answer == ext.answer and ans.llm["shown"] == "extractive"
+    assert rule in [f["rule"] for f in ans.llm["gate"]["failures"]]
+    assert "answer not used" in ans.note
+
+
+def test_english_answer_with_the_chinese_figure_passes(scripted):
+    chat = scripted(_json(("Yingkou gives doctoral graduates a living subsidy of CNY 2,000 per month (每月2000元).", [1])))
+    hits = _hits()
+    ans = llm_answer(_settings(), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"), hits, _extractive(hits))
+    assert ans.llm["shown"] == "llm", ans.note
+    assert ans.answer.endswith("(每月2000元).[1]")
+    assert "The question is in English" in chat.calls[0]["messages"][-1].content
+
+
+def test_a_place_without_a_reply_never_reaches_the_model(scripted):
+    chat = scripted(_json(("广州市每月补贴2000元。", [1])))
+    refused = Answer("q", "资料中未找到关于广州市的答复,无法回答该问题。", True, [])
+    ans = llm_answer(_settings(), "llamacpp", _plan(unknown=["广州市"]), _hits(), refused)
+    assert ans is refused and not chat.calls
+
+
+def test_openai_local_server_gets_the_schema_in_the_body(scripted):
+    class ChatOpenAI(ScriptedChat):
+        extra_body = {"max_tokens": 256}
+
+    chat = ChatOpenAI(_json(("每月2000元。", [1])))
+    import rag.llm as m
+
+    m_get = m.get_backend
+    try:
+        m.get_backend = lambda s, p: Backend(p, chat, estimate_tokens, 4096, 256)
+        hits = _hits()
+        llm_answer(_settings(base_url="http://127.0.0.1:8000/v1"), "openai", _plan(), hits, _extractive(hits))
+    finally:
+        m.get_backend = m_get
+    body = chat.calls[0]["extra_body"]
+    assert body["max_tokens"] == 256 and body["response_format"]["type"] == "json_object"
+
+
+def test_stop_ends_generation_and_nothing_is_shown(scripted):
+    """Stop (rag.webapp.stream.Stopped, raised from on_token) ends the model's stream: no fallback answer."""
+    from rag.webapp.stream import Stopped
+
+    scripted(_json(("营口市对博士每月补贴2000元。", [1]), ("补贴期限2年。", [1])))
+    hits = _hits()
+    seen = []
+
+    def on_token(t):
+        seen.append(t)
+        raise Stopped()
+
+    with pytest.raises(Stopped):
+        llm_answer(_settings(), "llamacpp", _plan(), hits, _extractive(hits), on_token=on_token)
+    assert len(seen) == 1
