@@ -22,6 +22,7 @@ RANK_FEATURES = (
     # how the passage fits what the plan asks (rag.plan): every part covered, the asked kind of figure, year, head nouns
     "part_cov_min", "unit_asked", "unit_found", "year_asked", "year_found", "heads_asked", "heads_found",
 )
+PLAN_FIT = RANK_FEATURES[RANK_FEATURES.index("part_cov_min"):]
 
 
 def plan_fit(plan, text: str, raw: str, date: str, coverage) -> dict[str, float]:
@@ -50,7 +51,7 @@ def plan_fit(plan, text: str, raw: str, date: str, coverage) -> dict[str, float]
 def rank_features(bm25_rank: int | None, bm25_score: float, bm25_best: float, dense_rank: int | None, dense_sim: float,
                   dense_best: float, fused: float, fused_best: float, coverage: float, context_coverage: float,
                   length: int, preamble: bool, fit: dict[str, float] | None = None) -> dict[str, float]:
-    return (fit or {}) | {
+    return dict.fromkeys(PLAN_FIT, 0.0) | (fit or {}) | {
         "bm25_rr": 1.0 / bm25_rank if bm25_rank else 0.0,
         "dense_rr": 1.0 / dense_rank if dense_rank else 0.0,
         "bm25_rel": bm25_score / bm25_best if bm25_best > 0 else 0.0,

@@ -64,3 +64,16 @@ def test_rank_features_without_dense_are_bounded():
     f = rank_features(1, 10.0, 10.0, None, 0.0, 0.9, 0.03, 0.03, 0.5, 0.7, 120, False)
     assert set(f) == set(RANK_FEATURES)
     assert f["in_dense"] == 0.0 and f["dense_rr"] == 0.0 and f["bm25_rel"] == 1.0
+
+
+def test_pairwise_ranker_orders_within_a_question():
+    from rag.rank import fit_ranker
+
+    rows = []
+    for i in range(30):  # the evidence passage has the higher coverage, whatever the question's overall level
+        base = i / 30
+        rows.append((f"q{i}", {"coverage": base + 0.3, "bm25_rr": 0.5}, 1))
+        rows.append((f"q{i}", {"coverage": base, "bm25_rr": 1.0}, 0))
+    m = fit_ranker(rows)
+    assert m.coef[m.names.index("coverage")] > 0
+    assert m.score({"coverage": 0.9, "bm25_rr": 0.5}) > m.score({"coverage": 0.6, "bm25_rr": 1.0})
