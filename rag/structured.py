@@ -207,7 +207,11 @@ class StreamRenderer:
 
     def feed(self, piece: str) -> str:
         self.raw += piece
-        st = _partial(_FENCE.sub("", self.raw.lstrip()))
+        body = _FENCE.sub("", self.raw.lstrip())
+        if body and not body.startswith(("{", "`")):  # a server that ignored the schema streams plain text: show it
+            new, self.shown = self.raw[len(self.shown):], self.raw
+            return new
+        st = _partial(body)
         if st is None:
             return ""
         if st.refusal and not st.sentences:

@@ -328,7 +328,7 @@ def test_chat_handler_streams_llm_tokens_and_shows_errors(bundled_index, tmp_pat
 
     from rag.webapp import build_ui
 
-    def fake_llm_answer(settings, provider, query, hits, fallback=None, on_token=None):
+    def fake_llm_answer(settings, provider, query, hits, fallback=None, on_token=None, **_):
         if provider == "llamacpp":
             raise RuntimeError("model file missing")
         for tok in ["营口市", "每月", "补贴"]:

@@ -191,7 +191,7 @@ def _same(a: dict, b: dict) -> None:
 def test_city_filter_short_and_full_names_are_equivalent(index):
     q = "如何支持企业上市?"
     _same(ask(index, q, "--city", "沈阳"), ask(index, q, "--city", "沈阳市"))
-    q2 = "如何保障工业企业用地?"  # (辽宁 says nothing of 银企对接: that question is rightly refused now)
+    q2 = "如何降低企业用地成本?"  # (辽宁 says nothing of 银企对接: that question is rightly refused now)
     short, full = ask(index, q2, "--city", "辽宁"), ask(index, q2, "--city", "辽宁省")
     _same(short, full)
     assert short["filters"]["cities"] == full["filters"]["cities"] == ["辽宁省"]

@@ -115,3 +115,11 @@ def test_select_comparative_one_passage_per_document():
 def test_tags_left_in_a_sentence_are_dropped():
     raw = json.dumps({"refusal": False, "sentences": [{"text": "出台了若干政策措施。</text>,", "citations": [1]}]}, ensure_ascii=False)
     assert render(parse(raw), REFUSAL) == "出台了若干政策措施。[1]"
+
+
+def test_stream_renderer_passes_plain_text_through():
+    """A server that ignores response_format streams plain text: it is shown as it comes, not held back."""
+    from rag.structured import StreamRenderer
+
+    r = StreamRenderer("资料中未找到")
+    assert r.feed("营口市") == "营口市" and r.feed("每月补贴") == "每月补贴" and r.feed("2000元[1]。") == "2000元[1]。"
