@@ -167,30 +167,27 @@ class Retriever:
         """IDF-weighted share of the key terms of `q` (a QuestionPlan or one of its PlanParts) in text (0..1)."""
         return self._coverage_norm(q, normalise(text).lower())
 
-    def _coverage_norm(self, q, t: str) -> float:
-        if not q.terms:
-            return 0.0
-        total = hit = 0.0
+    def weighted_terms(self, q, t: str) -> list[tuple[float, bool]]:
+        """(weight, present in t) of each key term of `q`; `t` normalised and lower-cased. A term with equivalents
+        weighs what the documents' wording of it weighs and is present when any equivalent is."""
+        out = []
         for term in q.terms:
             alts = q.alts.get(term)
             w = self.term_weight(term, alts) if alts else self.idf(term)
-            total += w
-            if term in t or (alts and any(a in t for a in alts)):
-                hit += w
-        return hit / total if total else 0.0
+            out.append((w, term in t or bool(alts and any(a in t for a in alts))))
+        return out
+
+    def _coverage_norm(self, q, t: str) -> float:
+        terms = self.weighted_terms(q, t)
+        total = sum(w for w, _ in terms)
+        return sum(w for w, present in terms if present) / total if total else 0.0
 
     def missing(self, q, text: str) -> float:
         """The weight of the most specific key term of `q` that `text` lacks, as a share of the weightiest term's
         (0 when every term is there): a passage without 天使 is not about 天使投资基金, whatever else it shares."""
-        t = normalise(text).lower()
-        best = miss = 0.0
-        for term in q.terms:
-            alts = q.alts.get(term)
-            w = self.term_weight(term, alts) if alts else self.idf(term)
-            best = max(best, w)
-            if not (term in t or (alts and any(a in t for a in alts))):
-                miss = max(miss, w)
-        return miss / best if best else 0.0
+        terms = self.weighted_terms(q, normalise(text).lower())
+        best = max((w for w, _ in terms), default=0.0)
+        return max((w for w, present in terms if not present), default=0.0) / best if best else 0.0
 
     def known(self, word: str) -> bool:
         """Is `word` (or every piece jieba cuts it into) a term of the indexed passages?"""

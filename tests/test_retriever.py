@@ -138,7 +138,7 @@ def test_missing_is_the_most_specific_absent_term(retriever):
     part = plan.parts[0]
     assert "天使" in part.terms and "规模" in part.terms
     assert retriever.missing(part, "|".join(part.terms)) == 0.0
-    weights = {t: (retriever.term_weight(t, part.alts[t]) if t in part.alts else retriever.idf(t)) for t in part.terms}
+    weights = {t: w for t, (w, _) in zip(part.terms, retriever.weighted_terms(part, ""))}
     top = max(weights.values())
     for term, w in weights.items():  # lacking one term costs that term's share of the weightiest
         rest = "|".join(t for t in part.terms if term not in t)
