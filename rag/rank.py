@@ -25,10 +25,11 @@ RANK_FEATURES = (
 PLAN_FIT = RANK_FEATURES[RANK_FEATURES.index("part_cov_min"):]
 
 
-def plan_fit(plan, text: str, raw: str, date: str, coverage) -> dict[str, float]:
-    """Passage-level fit to the question plan: the least-covered part's coverage, and for what the parts ask (a kind
-    of figure, a year, head nouns) whether the passage states it. `text` is normalised lower-case, `raw` as indexed,
-    `coverage(part, text)` the retriever's IDF-weighted coverage."""
+def plan_fit(plan, coverage):
+    """Passage-level fit to the question plan, as a function of one passage: the least-covered part's coverage,
+    and for what the parts ask (a kind of figure, a year, head nouns) whether the passage states it. What the plan
+    asks is read once here; the returned fit(text, raw, date) takes the passage normalised lower-case (`text`),
+    as indexed (`raw`) and its date. `coverage(part, text)` is the retriever's IDF-weighted coverage."""
     from .checks import year_stated
     from .textproc import unit_pattern
 
@@ -37,15 +38,19 @@ def plan_fit(plan, text: str, raw: str, date: str, coverage) -> dict[str, float]
     units = [u for u in units if u is not None]
     years = [(y, False) for p in plan.parts for y in p.years] + [(y, True) for p in plan.parts for y in p.years_en]
     heads = list(dict.fromkeys(h for p in plan.parts for h in p.heads))
-    return {
-        "part_cov_min": min((coverage(p, text) for p in parts), default=0.0),
-        "unit_asked": 1.0 if units else 0.0,
-        "unit_found": 1.0 if units and all(u.search(raw) for u in units) else 0.0,
-        "year_asked": 1.0 if years else 0.0,
-        "year_found": 1.0 if years and all(year_stated(y, raw, date, english=en) for y, en in years) else 0.0,
-        "heads_asked": 1.0 if heads else 0.0,
-        "heads_found": (sum(1 for h in heads if h in text) / len(heads)) if heads else 0.0,
-    }
+
+    def fit(text: str, raw: str, date: str) -> dict[str, float]:
+        return {
+            "part_cov_min": min((coverage(p, text) for p in parts), default=0.0),
+            "unit_asked": 1.0 if units else 0.0,
+            "unit_found": 1.0 if units and all(u.search(raw) for u in units) else 0.0,
+            "year_asked": 1.0 if years else 0.0,
+            "year_found": 1.0 if years and all(year_stated(y, raw, date, english=en) for y, en in years) else 0.0,
+            "heads_asked": 1.0 if heads else 0.0,
+            "heads_found": (sum(1 for h in heads if h in text) / len(heads)) if heads else 0.0,
+        }
+
+    return fit
 
 
 def rank_features(bm25_rank: int | None, bm25_score: float, bm25_best: float, dense_rank: int | None, dense_sim: float,

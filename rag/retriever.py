@@ -332,6 +332,7 @@ class Retriever:
         b_best = sparse[0][1] if sparse else 0.0
         d_best = dense[0][1] if dense else 0.0
         f_best = max(fused.values(), default=0.0)
+        fit = plan_fit(q, self._coverage_norm)  # what the plan asks, read once for every candidate
         out = {}
         for row, f in fused.items():
             c = gen.chunks[row]
@@ -339,7 +340,7 @@ class Retriever:
                 b_rank.get(row), b_score.get(row, 0.0), b_best, d_rank.get(row), d_sim.get(row, 0.0), d_best, f, f_best,
                 self.coverage_row(q, row), self._coverage_norm(q, self._context_text(row)), len(c.text),
                 bool(c.section_path) and c.section_path[0] == "前言",
-                plan_fit(q, self._row_text(row), c.text, c.date, self._coverage_norm),
+                fit(self._row_text(row), c.text, c.date),
             )
         return out
 
