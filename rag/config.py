@@ -40,7 +40,7 @@ class RetrievalConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 1.6  # RRF weight of BM25 against dense 1.0: measured over the 390 gold questions (README)
     per_doc_comparative: int = 2  # passages per document for comparative questions
-    ranking: str = "coverage"  # final ranking: coverage (RRF + weight x coverage) | learned (rag/data/ranker.json, `rag train`); measured in the README
+    ranking: str = "learned"  # final ranking: learned (rag/data/ranker.json, `rag train`) | coverage (RRF + weight x coverage); measured in the README
     ranker: str = ""  # the learned ranking's JSON file; empty = the bundled rag/data/ranker.json
     coverage_weight: float = 0.02  # ranking = coverage: RRF score + this x key-term coverage of the passage
     section_match: float = 0.5  # share of a heading's character bigrams a question repeats to ask for that section
@@ -96,6 +96,7 @@ class LLMConfig:
     temperature: float = 0.1
     timeout: float = 120.0
     gate: bool = True  # show an LLM answer only if it passes the verification gate (rag.gate); else the extractive one
+    gate_figures: float = 0.5  # gate rule `omits`: share of the figures of the extractive answer's quotes the model's answer must state
     structured: str = "auto"  # auto | json_object | json_schema | ollama | off: structured output (rag.structured)
     context: str = "plan"  # plan: the passages the question plan selected, trimmed (rag.grounding) | chunks: whole retrieved chunks
     passages: int = 4  # plan context: passages at most (a comparative question: one per city, up to 8)
