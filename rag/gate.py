@@ -24,9 +24,14 @@ Rules (each a function returning the problems it found, in `RULES` order):
                   question names a place the index has no reply of, only a refusal passes;
 * ``refusal``     a refusal does not replace an extractive answer: when the extractive answerer found the
                   answer in the passages, the model refusing is not shown instead;
-* ``figure``      a question asking for a figure (多少, how much, 何时) is not answered without one;
+* ``figure``      a question asking for a figure (多少, how much, 何时) is not answered without one, and a question
+                  asking an amount or a count is not answered with only a date;
 * ``restates``    the answer is not the question said back: a sentence ending in a question mark, or an answer
                   whose words are (70 % of its character bigrams) the question's own and which states no figure of its own.
+* ``omits``       it states the figures the extractive answer found (`[llm] gate_figures` of them, by value, in
+                  either language): a model answer that drops them says less than the answer shown instead;
+* ``originals``   in an English answer every figure in digits has the Chinese original in the brackets after it;
+* ``language``    an English question is answered in English (english_share ≥ 0.6, originals in brackets aside);
 """
 from __future__ import annotations
 
@@ -62,6 +67,9 @@ class GateInput:
     extractive_abstained: bool = False  # the extractive answerer refused
     language: str = "zh"
     asks_figure: bool = False  # the question asks for a figure or a date (the plan's parts)
+    asked_units: list[str] = field(default_factory=list)  # the kinds of figure the plan's parts ask (money, date, count:家 …)
+    expected: list[str] = field(default_factory=list)  # the figures the extractive answer states (surfaces: 2000元, 10万元)
+    min_expected: float = 0.5  # share of those an answer must state too (`[llm] gate_figures`)
     question: str = ""  # the question as asked (an answer that only restates it says nothing)
 
 
@@ -204,8 +212,9 @@ def rule_english_numbers(inp: GateInput) -> list[str]:
                 continue
             scale = (m.group(3) or "").lower().replace(" ", "")
             v = v * _EN_SCALE.get(scale, Decimal(1))
-            if v.normalize() in values or re.search(rf"(?<![\d.]){re.escape(digits)}(?![\d]|\.\d)", text):
-                continue
+            literal = scale in ("", "%", "percent") and re.search(rf"(?<![\d.]){re.escape(digits)}(?![\d]|\.\d)", text)
+            if v.normalize() in values or literal:
+                continue  # "3239.00 million" for 3239.00亿元 is not the passage's figure: a scaled figure must match by value
             missing.append(m.group(0).strip())
     return [f"{len(missing)} figure(s) not in the cited passage: {', '.join(missing[:5])}"] if missing else []
 
@@ -289,10 +298,15 @@ def rule_refusal(inp: GateInput) -> list[str]:
     return []
 
 
+_DATE = re.compile(r"\d{4}\s*[-/.年]\s*\d{1,2}(?:\s*[-/.月]\s*\d{1,2}\s*日?)?|\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日")
+
+
 def rule_figure(inp: GateInput) -> list[str]:
     if not inp.asks_figure or _answer_refuses(inp):
         return []
     body = strip_markers(inp.text)
+    if inp.asked_units and not any(u == "date" for u in inp.asked_units):
+        body = _DATE.sub(" ", body)  # a date is never the answer to an amount or a count
     if find_numbers(body) or re.search(r"\d", body) or re.search(r"[一二两三四五六七八九十百千万亿]", body):
         return []
     return ["the question asks for a figure and the answer states none"]
@@ -312,9 +326,65 @@ def rule_restates(inp: GateInput) -> list[str]:
         return [f"the answer asks a question instead of answering: “{_short(asking[0])}”"]
     if inp.question:
         mine, theirs = _bigrams(" ".join(sents)), _bigrams(inp.question)
-        new_figures = [x for x in find_numbers(strip_markers(" ".join(sents))) if norm(x.surface) not in norm(inp.question)]
+        asked = _values(inp.question)
+        new_figures = [v for v in _values(" ".join(sents)) if v not in asked]  # Chinese or English figures (2000 yuan)
         if mine and len(mine & theirs) / len(mine) >= 0.7 and not new_figures:
             return ["the answer only restates the question"]
+    return []
+
+
+def rule_originals(inp: GateInput) -> list[str]:
+    """In an English answer every figure in digits has the passage's Chinese original in the brackets after it
+    ("CNY 100 billion (1000亿元)"): the reader can check it against the passage, and 亿 read as billion shows."""
+    if inp.language != "en" or _answer_refuses(inp):
+        return []
+    bare: list[str] = []
+    for s in _sentences(inp.text):
+        prose = strip_markers(s)
+        taken = [(x.start, x.end) for x in find_numbers(prose)]
+        for m in _EN_NUMBER.finditer(prose):
+            if any(a <= m.start() < b for a, b in taken) or _DATE.match(prose, m.start()):
+                continue
+            if re.fullmatch(r"\d{4}", m.group(0).strip()) and 1900 <= int(m.group(1)) <= 2100:
+                continue  # a year
+            after = re.match(r"[^()（）]{0,40}?[(（]([^()（）]*)[)）]", prose[m.end():])
+            if not (after and find_numbers(after.group(1))):
+                bare.append(m.group(0).strip())
+    return [f"{len(bare)} English figure(s) without the Chinese original beside them: {', '.join(bare[:5])}"] if bare else []
+
+
+def rule_language(inp: GateInput) -> list[str]:
+    """An English question gets an English answer (the Chinese originals in brackets do not count)."""
+    if inp.language != "en" or _answer_refuses(inp):
+        return []
+    share = english_share(inp.text)
+    if share < 0.6:
+        return [f"an English question answered in another language ({share:.0%} English words)"]
+    return []
+
+
+def _values(text: str) -> set[Decimal]:
+    """Every figure's value in text: Chinese figures (10万元 = 100000) and English ones (CNY 2,000; 20 million)."""
+    prose = strip_markers(text)
+    out = {x.value.normalize() for x in find_numbers(prose)}
+    for m in _EN_NUMBER.finditer(prose):
+        try:
+            v = Decimal(m.group(1).replace(",", "") + (m.group(2) or ""))
+        except InvalidOperation:
+            continue
+        out.add((v * _EN_SCALE.get((m.group(3) or "").lower().replace(" ", ""), Decimal(1))).normalize())
+    return out
+
+
+def rule_omits(inp: GateInput) -> list[str]:
+    """The model's answer states the figures the extractive answer found (by value, in any language): an answer
+    that drops them says less than what would be shown instead."""
+    if not inp.expected or inp.extractive_abstained or _answer_refuses(inp):
+        return []
+    have = _values(inp.text)
+    missing = [e for e in dict.fromkeys(inp.expected) if not (_values(e) & have)]
+    if len(missing) > (1 - inp.min_expected) * len(set(inp.expected)) + 1e-9:
+        return [f"{len(missing)} of {len(set(inp.expected))} figure(s) of the extractive answer missing: {', '.join(missing[:5])}"]
     return []
 
 
@@ -329,6 +399,8 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "refusal": rule_refusal,
     "figure": rule_figure,
     "restates": rule_restates,
+    "language": rule_language,
+    "omits": rule_omits,
 }
 
 

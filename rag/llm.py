@@ -27,7 +27,7 @@ from .config import PROMPTS_DIR, Settings
 from .providers import _LLAMAS, LLM_PROVIDERS, REGISTRY, Backend, LLMError, LLMFailure, get, get_backend, is_local, load_llama, reserve
 from .retriever import Query
 from .types import Answer, Citation, Hit
-from .verify import REFUSAL_MARK, Verified, best_quote, cut_at_sentence, verify
+from .verify import REFUSAL_MARK, Verified, best_quote, cut_at_sentence, find_numbers, strip_markers, verify
 
 PROVIDERS = LLM_PROVIDERS  # the providers that use a model (rag.providers.PROVIDERS also has extractive)
 COMPARATIVE_REFUSAL = "资料中未找到相关内容"
@@ -127,6 +127,18 @@ def estimate_tokens(text: str) -> int:
 
 class ContextTooSmall(LLMFailure):
     pass
+
+
+def _expected_figures(ans: Answer) -> list[str]:
+    """The figures the extractive answer states: those of the sentences it quoted (the whole answer without quotes)."""
+    quotes = [c.quote for c in ans.citations if getattr(c, "quote", "")]
+    figures = find_numbers(strip_markers(" ".join(quotes) if quotes else ans.answer))
+    return [x.surface for x in figures if not _is_date_part(x)]
+
+
+def _is_date_part(x) -> bool:
+    """3月, 15日, 2024年: part of a date (an English answer writes "March 2024"), not a figure to keep."""
+    return x.unit in ("月", "日", "号") or (x.unit == "年" and 1900 <= x.value <= 2100)
 
 
 def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_ctx: int, reserve: int,
@@ -414,7 +426,7 @@ def llm_answer(
                 on_token(piece)
 
         try:
-            raw = generate(backend, prompt, tokens_out, cfg.timeout, extra=request_kwargs(mode, answer_schema(len(prompt.hits)), backend.chat), stats=stats)
+            raw = generate(backend, prompt, tokens_out, cfg.timeout, extra=request_kwargs(mode, answer_schema(len(prompt.hits), english=english), backend.chat), stats=stats)
         except Exception as e:
             if not mode or not _structured_refused(e):
                 raise
@@ -440,6 +452,9 @@ def llm_answer(
         text=text, passages=passages, refusal=prompt.refusal, secrets=prompt.secrets, allowed=allowed,
         unknown_places=list(query.unknown_places), extractive_abstained=fallback.abstained, language=getattr(query, "language", "zh"),
         asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text,
+        asked_units=[p.unit for p in (query.parts or []) if p.asks_number and p.unit],
+        expected=[] if fallback.abstained else _expected_figures(fallback),
+        min_expected=cfg.gate_figures,
     ))
     info.update({
         "text": text, "structured": (mode or "") if st is not None else "", "passages": len(prompt.hits), "gate": verdict.to_dict(),

@@ -25,10 +25,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_SENTENCES = 8
+# An English answer's sentence: no Chinese characters except inside brackets, where the Chinese original of a
+# figure goes ("CNY 2,000 per month (每月2000元)"); no quote, backslash or control character (the text is a JSON
+# string the grammar writes raw). A grammar-constrained backend cannot leave English.
+ENGLISH_TEXT = r'^[^"\\\x00-\x1f\u3000-\u9fff\uff00-\uffef()]*(\([^"\\\x00-\x1f()（）]*\)[^"\\\x00-\x1f\u3000-\u9fff\uff00-\uffef()]*)*$'
 
 
-def answer_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[str, Any]:
+def answer_schema(n_passages: int, max_sentences: int = MAX_SENTENCES, english: bool = False) -> dict[str, Any]:
+    """`english`: each sentence's text must match ENGLISH_TEXT (Chinese only inside brackets)."""
     nums = list(range(1, max(1, n_passages) + 1))
+    text: dict[str, Any] = {"type": "string"}  # no maxLength: llama.cpp would unroll it into a 300-deep grammar
+    if english:
+        text["pattern"] = ENGLISH_TEXT
     return {
         "type": "object",
         "properties": {
@@ -39,7 +47,7 @@ def answer_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[s
                 "items": {
                     "type": "object",
                     "properties": {
-                        "text": {"type": "string"},  # no maxLength: llama.cpp would unroll it into a 300-deep grammar
+                        "text": text,
                         "citations": {"type": "array", "items": {"type": "integer", "enum": nums}, "minItems": 1, "maxItems": 3},
                     },
                     "required": ["text", "citations"],
@@ -52,10 +60,10 @@ def answer_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[s
     }
 
 
-def grammar_schema(n_passages: int, max_sentences: int = MAX_SENTENCES) -> dict[str, Any]:
+def grammar_schema(n_passages: int, max_sentences: int = MAX_SENTENCES, english: bool = False) -> dict[str, Any]:
     """The same answer for a grammar-constrained backend (llama.cpp, Ollama): either a refusal with no sentences,
     or at least one sentence — a small model otherwise answers {"refusal": false, "sentences": []}."""
-    base = answer_schema(n_passages, max_sentences)
+    base = answer_schema(n_passages, max_sentences, english)
     answer = json.loads(json.dumps(base))
     answer["properties"]["refusal"] = {"const": False}
     answer["properties"]["sentences"]["minItems"] = 1
@@ -84,8 +92,9 @@ def mode_for(provider: str, setting: str, base_url: str = "", local: bool = Fals
 def request_kwargs(mode: str, schema: dict[str, Any], chat: Any = None) -> dict[str, Any]:
     """The keyword arguments of chat.stream() that ask for `schema` in `mode`."""
     if mode in ("json_object", "ollama") and "oneOf" not in schema and "properties" in schema:
-        n = len(schema["properties"]["sentences"]["items"]["properties"]["citations"]["items"]["enum"])
-        schema = grammar_schema(n, schema["properties"]["sentences"].get("maxItems", MAX_SENTENCES))
+        item = schema["properties"]["sentences"]["items"]["properties"]
+        n = len(item["citations"]["items"]["enum"])
+        schema = grammar_schema(n, schema["properties"]["sentences"].get("maxItems", MAX_SENTENCES), "pattern" in item["text"])
     if mode == "json_object":
         rf = {"type": "json_object", "schema": schema}
         if chat is not None and type(chat).__name__ == "ChatOpenAI":

@@ -157,3 +157,70 @@ def test_english_share():
 def test_restates_rule(text, ok):
     q = "截至2019年底,山东全省民营经济市场主体有多少户?" if "山东" in text else "二道区工信局联合多部门为国企等企业搭台,办的是哪场产业链供需对接会?"
     assert (not gate.rule_restates(inp(text, question=q))) == ok
+
+
+@pytest.mark.parametrize("text,language,ok", [
+    ("Yingkou pays CNY 2,000 per month (每月2000元) [1].", "en", True),
+    ("营口市对博士每月补贴2000元。[1]", "en", False),  # an English question answered in Chinese
+    ("营口市对博士每月补贴2000元。[1]", "zh", True),
+    ("The replies do not say.", "en", True),  # the rule judges the language only
+])
+def test_language_rule(text, language, ok):
+    assert (not gate.rule_language(inp(text, language=language))) == ok
+
+
+def test_an_english_refusal_is_not_a_language_failure():
+    assert not gate.rule_language(inp(REFUSAL, language="en", refusal=REFUSAL))
+
+
+def test_a_scaled_english_figure_must_match_by_value():
+    p = ["云南省 民营经济实现增加值3239.00亿元，占全省GDP的50.1%。"]
+    assert gate.rule_english_numbers(inp("Value added was 3239.00 million yuan (3239.00亿元) [1].", passages=p))
+    assert not gate.rule_english_numbers(inp("Value added was CNY 323.9 billion (3239.00亿元) [1].", passages=p))
+    assert not gate.rule_english_numbers(inp("It was 50.1% of GDP [1].", passages=p))
+
+
+@pytest.mark.parametrize("units,text,ok", [
+    (["money"], "2018-08-09[1]", False),  # a date is never the answer to an amount question
+    (["money"], "The fund holds 1亿元 (2018-08-09) [1].", True),
+    (["date"], "2018-08-09[1]", True),
+    ([], "2018-08-09[1]", True),  # the plan named no kind of figure: any figure will do
+])
+def test_figure_rule_refuses_a_date_for_an_amount(units, text, ok):
+    assert (not gate.rule_figure(inp(text, asks_figure=True, asked_units=units))) == ok
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("营口市对博士每月补贴2000元，硕士1000元。[1]", True),
+    ("Yingkou pays doctors CNY 2,000 (每月2000元) and masters CNY 1,000 a month [1].", True),  # by value, any language
+    ("营口市对博士每月补贴2000元。[1]", False),  # drops a figure the extractive answer states
+    ("营口市对博士给予生活补贴。[1]", False),
+])
+def test_omits_rule(text, ok):
+    problems = gate.rule_omits(inp(text, expected=["2000元", "1000元"], min_expected=1.0))
+    assert (not problems) == ok, problems
+
+
+def test_omits_rule_share_and_refusals():
+    assert not gate.rule_omits(inp("营口市对博士每月补贴2000元。[1]", expected=["2000元", "1000元"]))  # the default: half of them
+    assert not gate.rule_omits(inp(REFUSAL, expected=["2000元"], extractive_abstained=True))
+    assert not gate.rule_omits(inp("营口市对博士给予生活补贴。[1]"))  # the extractive answer stated no figure
+
+
+def test_an_english_answer_with_its_own_figure_does_not_restate_the_question():
+    q = "How much monthly living allowance does Yingkou pay to master's graduates who take jobs at local enterprises?"
+    a = "Yingkou pays a monthly living allowance of 1000 yuan to master's graduates who take jobs at local enterprises.[1]"
+    assert not gate.rule_restates(inp(a, question=q))
+    assert gate.rule_restates(inp("Yingkou pays a monthly living allowance to master's graduates who take jobs at local enterprises.[1]", question=q))
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("Chongqing aims to add CNY 100 billion (1000亿元) of loans within three years [1].", True),
+    ("Chongqing aims to add 100 billion yuan of loans within three years [1].", False),  # no Chinese original
+    ("As of March 2024, Zhengzhou had 109 (109家) little giants [1].", True),  # a year needs none
+    ("In 2023 it rose by 5.3% (增长5.3%) [1].", True),
+])
+def test_originals_rule(text, ok):
+    problems = gate.rule_originals(inp(text, language="en"))
+    assert (not problems) == ok, problems
+    assert not gate.rule_originals(inp(text, language="zh"))

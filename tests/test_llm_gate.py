@@ -97,7 +97,7 @@ def test_an_unsupported_number_is_not_shown(scripted):
     assert ans.answer == ext.answer and ans.provider == "extractive"
     assert ans.note.startswith("LLM (llamacpp) answer not used: 1 number(s) not in the cited passage: 2500元")
     assert ans.llm["shown"] == "extractive" and ans.llm["text"] == "营口市对博士每月补贴2500元。[1]"
-    assert [f["rule"] for f in ans.llm["gate"]["failures"]] == ["numbers"]
+    assert [f["rule"] for f in ans.llm["gate"]["failures"]] == ["numbers", "omits"]
     d = ans.to_dict()
     assert d["llm"]["text"] == "营口市对博士每月补贴2500元。[1]"  # `rag ask --json` shows the model's text
 
@@ -133,7 +133,7 @@ def test_english_answer_with_the_chinese_figure_passes(scripted):
     ans = llm_answer(_settings(), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"), hits, _extractive(hits))
     assert ans.llm["shown"] == "llm", ans.note
     assert ans.answer.endswith("(每月2000元).[1]")
-    assert "The question is in English" in chat.calls[0]["messages"][-1].content
+    assert "问题是英文的" in chat.calls[0]["messages"][-1].content
 
 
 def test_a_place_without_a_reply_never_reaches_the_model(scripted):

@@ -19,6 +19,22 @@ def test_schema_allows_only_the_prompts_passage_numbers():
     json.dumps(s)  # JSON-able as sent
 
 
+def test_an_english_schema_keeps_chinese_inside_brackets_only():
+    import re
+
+    from rag.structured import ENGLISH_TEXT
+
+    text = answer_schema(2, english=True)["properties"]["sentences"]["items"]["properties"]["text"]
+    assert text["pattern"] == ENGLISH_TEXT and "pattern" not in answer_schema(2)["properties"]["sentences"]["items"]["properties"]["text"]
+    ok = re.compile(ENGLISH_TEXT)
+    assert ok.match("Yingkou pays CNY 2,000 per month (每月2000元).")
+    assert ok.match("No figure is given.")
+    assert not ok.match("营口市对博士每月补贴2000元。")
+    assert not ok.match("Yingkou pays 每月2000元.")
+    g = request_kwargs("json_object", answer_schema(2, english=True))["response_format"]["schema"]
+    assert g["oneOf"][0]["properties"]["sentences"]["items"]["properties"]["text"]["pattern"] == ENGLISH_TEXT
+
+
 def test_parse_and_render():
     st = parse(json.dumps(ANSWER, ensure_ascii=False))
     assert st is not None and st.complete and not st.refusal
