@@ -400,6 +400,7 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "figure": rule_figure,
     "restates": rule_restates,
     "language": rule_language,
+    "originals": rule_originals,
     "omits": rule_omits,
 }
 

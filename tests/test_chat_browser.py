@@ -10,15 +10,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from test_app import Server, copy_index
+from test_app import Server, copy_index, free_port
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -447,3 +451,53 @@ def test_dislike_takes_a_comment_and_chat_tools(page, server):
         p.pg.locator("#chat .rag-msg").last.locator("a.chip").first.click()
         p.wait_answers(n + 1)
         assert p.pg.locator("#chat .rag-msg").count() == 3
+
+
+def test_real_local_model_on_loopback_through_the_chat(page, tmp_path):
+    """The chat against `python -m llama_cpp.server` with the bundled instruct model: the status names the real
+    stage and the model, the first token's time is shown, and what is shown is the model's answer that passed the
+    gate or the extractive answer with the model's text behind the toggle."""
+    from rag.llm import default_model_path
+
+    port = free_port()
+    log = tmp_path / "llama-server.log"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--host", "127.0.0.1",
+           "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--model_alias", "qwen-local"]
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, "llama_cpp.server did not start"
+            time.sleep(0.5)
+        p = page
+        with _guard(p, "real-model"):
+            p.settings()
+            p.pick("#provider", "openai")
+            p.pg.fill("#base-url textarea", base)
+            p.pg.fill("#model textarea", "qwen-local")
+            n = p.answers()
+            p.pg.fill("#question textarea", "营口市对博士每月补贴多少?")
+            p.pg.click("#ask-btn")
+            p.pg.wait_for_function("() => document.querySelector('#chat').innerText.includes('生成中 Generating (qwen-local')", timeout=ANSWER_TIMEOUT)
+            p.shot("real-model-generating", at="#chat")
+            p.wait_answers(n + 1)
+            text = p.last()
+            p.shot("real-model-answer", at="#chat")
+            assert "首字 first token" in text and "[1]" in text
+            if "未采用" in text:  # the gate replaced the model's answer: the extractive one, its figure, the reason
+                assert "2000元" in text and "not used" in text
+            else:
+                assert "2000" in text
+            p.pick("#provider", "extractive")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

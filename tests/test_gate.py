@@ -224,3 +224,9 @@ def test_originals_rule(text, ok):
     problems = gate.rule_originals(inp(text, language="en"))
     assert (not problems) == ok, problems
     assert not gate.rule_originals(inp(text, language="zh"))
+
+
+def test_every_rule_function_is_in_the_gate():
+    names = {n[len("rule_"):] for n in dir(gate) if n.startswith("rule_") and callable(getattr(gate, n))}
+    assert names == set(gate.RULES), names ^ set(gate.RULES)
+    assert gate.check(inp("Guangzhou's document number is 1398 [1].", language="en", passages=["穗字1398号"])).rules == ["originals"]
