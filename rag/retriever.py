@@ -292,6 +292,12 @@ class Retriever:
                 scored = fused
             order = sorted(scored, key=lambda r: -scored[r])
             if q.comparative and mode == "hybrid":
+                # comparative questions keep the coverage ranking: the learned one was fitted to put the one passage
+                # holding a question's answer first, and a comparative answer needs every document's best passage
+                # (with it, 营口's 首贷 passage fell behind its others and the city was dropped)
+                if cfg.ranking == "learned":
+                    scored = {row: f + cfg.coverage_weight * self.coverage_row(q, row) for row, f in fused.items()}
+                    order = sorted(scored, key=lambda r: -scored[r])
                 order = self._per_document(order, scored, q, k)
             elif mode == "hybrid" and q.kind == "section":
                 order = self._section_first(order, q)

@@ -89,6 +89,17 @@ def test_comparative_search_spans_documents(retriever):
     assert "shenyang" in docs
 
 
+@pytest.mark.parametrize("ranking", ["learned", "coverage"])
+def test_comparative_search_puts_each_citys_own_passage_first_with_either_ranking(bundled_index, ranking):
+    r = Retriever(settings_for(bundled_index).with_overrides(**{"retrieval.ranking": ranking}))
+    hits = r.search("哪些城市对首贷户给予贴息?", k=5).hits
+    first = {}
+    for h in hits:
+        first.setdefault(h.chunk.doc_id, h.chunk.text)
+    assert "首贷" in first.get("yingkou", ""), first  # the learned ranking once put 营口's other passages first
+    assert "首贷" in first["shenyang"]
+
+
 def test_english_question(retriever):
     hits = retriever.search("How much monthly living allowance does Yingkou give to doctoral graduates?", k=3).hits
     assert hits[0].chunk.doc_id == "yingkou" and "2000元" in hits[0].chunk.text
