@@ -96,6 +96,7 @@ class LLMConfig:
     temperature: float = 0.1
     timeout: float = 120.0
     gate: bool = True  # show an LLM answer only if it passes the verification gate (rag.gate); else the extractive one
+    ask_when_refused: bool = False  # ask the model even when the extractive answerer refused (it may then answer what the decision refused)
     gate_figures: float = 0.5  # gate rule `omits`: share of the figures of the extractive answer's quotes the model's answer must state
     structured: str = "auto"  # auto | json_object | json_schema | ollama | off: structured output (rag.structured)
     context: str = "plan"  # plan: the passages the question plan selected, trimmed (rag.grounding) | chunks: whole retrieved chunks
@@ -173,6 +174,7 @@ ENV_MAP = {
     "RAG_LLM_N_CTX": "llm.n_ctx",
     "RAG_LLM_TIMEOUT": "llm.timeout",
     "RAG_LLM_GATE": "llm.gate",
+    "RAG_LLM_ASK_WHEN_REFUSED": "llm.ask_when_refused",
     "RAG_LLM_STRUCTURED": "llm.structured",
     "RAG_LLM_CONTEXT": "llm.context",
     "RAG_DECISION": "answer.decision",

@@ -27,7 +27,7 @@ from .config import PROMPTS_DIR, Settings
 from .providers import _LLAMAS, LLM_PROVIDERS, REGISTRY, Backend, LLMError, LLMFailure, get, get_backend, is_local, load_llama, reserve
 from .retriever import Query
 from .types import Answer, Citation, Hit
-from .verify import REFUSAL_MARK, Verified, best_quote, cut_at_sentence, find_numbers, strip_markers, verify
+from .verify import REFUSAL_MARK, Verified, best_quote, cut_at_sentence, find_numbers, is_refusal, strip_markers, verify
 
 PROVIDERS = LLM_PROVIDERS  # the providers that use a model (rag.providers.PROVIDERS also has extractive)
 COMPARATIVE_REFUSAL = "资料中未找到相关内容"
@@ -395,9 +395,11 @@ def llm_answer(
     from .structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs
 
     provider = check_provider(provider)
-    if fallback.abstained and (not hits or query.unknown_places):
-        return fallback  # nothing retrieved / a place we have no reply about: nothing to ask the model
     cfg = settings.llm
+    if fallback.abstained and (not hits or query.unknown_places or not cfg.ask_when_refused):
+        # nothing retrieved / a place we have no reply about / the answerer's decision (learned and validated on
+        # held-out places) is that the passages do not answer: the model is not asked to overrule it
+        return fallback
     backend: Backend | None = None
     english = getattr(query, "language", "zh") == "en"
     stats: dict[str, float] = {}
@@ -467,6 +469,10 @@ def llm_answer(
         info["cut_off"] = True  # the JSON ended early (max_tokens): read as far as it went
     if cfg.gate and not verdict.passed:
         ans = replace(fallback, note=f"LLM ({provider}) answer not used: {verdict.reason} — extractive answer shown")
+        ans.llm = {**info, "shown": "extractive"}
+        return ans
+    if fallback.abstained and (st is not None and st.refusal or is_refusal(strip_markers(text), prompt.refusal)):
+        ans = replace(fallback, note=f"LLM ({provider}) found no answer either")  # one refusal, the answerer's
         ans.llm = {**info, "shown": "extractive"}
         return ans
     if not re.search(r"\w", text):  # nothing, or only symbols

@@ -143,6 +143,20 @@ def test_a_place_without_a_reply_never_reaches_the_model(scripted):
     assert ans is refused and not chat.calls
 
 
+def test_the_model_does_not_overrule_the_answerers_refusal(scripted):
+    chat = scripted(_json(("2020年上半年山东民营经济增加值占全省GDP的比重为51.2%。", [1])))  # the 1.5B on fr003
+    refused = Answer("q", "资料中未找到能回答该问题的内容。", True, [])
+    ans = llm_answer(_settings(), "llamacpp", _plan(), _hits(), refused)
+    assert ans is refused and not chat.calls
+    # [llm] ask_when_refused = true asks it; the gate still judges what it wrote
+    ans = llm_answer(_settings().with_overrides(**{"llm.ask_when_refused": True}), "llamacpp", _plan(), _hits(), refused)
+    assert chat.calls and ans.llm["shown"] == "extractive" and ans.abstained
+    # both refuse: the answerer's refusal is shown (one wording, abstained), not the model's
+    scripted(_json(refusal=True))
+    ans = llm_answer(_settings(ask_when_refused=True), "llamacpp", _plan(), _hits(), refused)
+    assert ans.answer == refused.answer and ans.abstained and ans.llm["shown"] == "extractive"
+
+
 def test_openai_local_server_gets_the_schema_in_the_body(scripted):
     class ChatOpenAI(ScriptedChat):
         extra_body = {"max_tokens": 256}
