@@ -191,11 +191,13 @@ def _same(a: dict, b: dict) -> None:
 def test_city_filter_short_and_full_names_are_equivalent(index):
     q = "如何支持企业上市?"
     _same(ask(index, q, "--city", "沈阳"), ask(index, q, "--city", "沈阳市"))
-    q2 = "如何降低企业用地成本?"  # (辽宁 says nothing of 银企对接: that question is rightly refused now)
+    # a fact question: what is tested is the filter, not the decision on a broad question (如何降低企业用地成本? is
+    # now refused at p 0.468 < 0.49 although 辽宁's 用地 paragraph answers it: a false abstention, noted in the README)
+    q2 = "对新进入统计部门调查单位库的规上工业企业奖励多少?"
     short, full = ask(index, q2, "--city", "辽宁"), ask(index, q2, "--city", "辽宁省")
     _same(short, full)
     assert short["filters"]["cities"] == full["filters"]["cities"] == ["辽宁省"]
-    assert not full["abstained"] and "辽宁省" in cities(full)
+    assert not full["abstained"] and "辽宁省" in cities(full) and "10万元" in full["answer"]
 
 
 def test_city_filter_on_a_city_without_the_answer_abstains(index):
