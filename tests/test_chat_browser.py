@@ -457,11 +457,11 @@ def test_real_local_model_on_loopback_through_the_chat(page, tmp_path):
     """The chat against `python -m llama_cpp.server` with the bundled instruct model: the status names the real
     stage and the model, the first token's time is shown, and what is shown is the model's answer that passed the
     gate or the extractive answer with the model's text behind the toggle."""
-    from rag.llm import default_model_path
+    from rag import models
 
     port = free_port()
     log = tmp_path / "llama-server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(models.assemble("qwen2.5-coder-0.5b")), "--host", "127.0.0.1",
            "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--model_alias", "qwen-local"]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}/v1"

@@ -184,7 +184,8 @@ def test_cli_lists_models_and_refuses_unknown(tmp_path):
     r = run_rag("models", "--json", env={"RAG_MODEL_CACHE": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     rows = {m["name"]: m for m in json.loads(r.stdout)}
-    assert rows["qwen2.5-coder-0.5b"]["size"] == 491_400_064 and rows["qwen2.5-coder-0.5b"]["default"]
+    assert rows["qwen2.5-coder-0.5b"]["size"] == 491_400_064 and not rows["qwen2.5-coder-0.5b"]["default"]
+    assert rows["qwen2.5-coder-1.5b"]["default"]  # chosen from the measurements (README, LLM answers)
     assert rows["qwen2.5-coder-1.5b"]["sha256"] == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
     assert all(m["state"] in ("not assembled", "parts missing") for m in rows.values())  # an empty cache
     r = run_rag("models", "fetch", "gemma3-270m")

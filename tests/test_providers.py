@@ -76,11 +76,11 @@ def test_llamacpp_model_choice():
     from rag.providers import get
 
     p = get("llamacpp")
-    assert p.model_name(Settings()) == LLMConfig.model_path == "qwen2.5-coder-0.5b"
-    assert p.model_name(Settings().with_overrides(**{"llm.model_path": "qwen2.5-coder-1.5b"})) == "qwen2.5-coder-1.5b"
+    assert p.model_name(Settings()) == LLMConfig.model_path == "qwen2.5-coder-1.5b"
+    assert p.model_name(Settings().with_overrides(**{"llm.model_path": "qwen2.5-coder-0.5b"})) == "qwen2.5-coder-0.5b"
     # llm.model naming a GGUF or a bundled model (old configurations) counts when model_path is left alone
     assert p.model_name(Settings().with_overrides(**{"llm.model": "/m/x.gguf"})) == "/m/x.gguf"
-    assert p.model_name(Settings().with_overrides(**{"llm.model": "gpt-4o"})) == "qwen2.5-coder-0.5b"
+    assert p.model_name(Settings().with_overrides(**{"llm.model": "gpt-4o"})) == "qwen2.5-coder-1.5b"
     assert p.model_name(Settings().with_overrides(**{"llm.model": "/m/x.gguf", "llm.model_path": "/m/y.gguf"})) == "/m/y.gguf"
     missing = Settings().with_overrides(**{"llm.model_path": "/nonexistent/m.gguf"})
     assert p.needs(missing) == ["model file not found: /nonexistent/m.gguf"]
