@@ -189,6 +189,19 @@ def _passage_values(passages: list[str]) -> tuple[set[Decimal], str]:
     return values, norm(" ".join(passages))
 
 
+def _en_scale(m: re.Match) -> str:
+    return (m.group(3) or "").lower().replace(" ", "")
+
+
+def _en_value(m: re.Match) -> Decimal | None:
+    """The value of an English figure matched by _EN_NUMBER ("2,000" = 2000, "20 million" = 20000000), normalised."""
+    try:
+        v = Decimal(m.group(1).replace(",", "") + (m.group(2) or ""))
+    except InvalidOperation:
+        return None
+    return (v * _EN_SCALE.get(_en_scale(m), Decimal(1))).normalize()
+
+
 def rule_english_numbers(inp: GateInput) -> list[str]:
     missing: list[str] = []
     for s in _sentences(inp.text):
@@ -205,15 +218,12 @@ def rule_english_numbers(inp: GateInput) -> list[str]:
             after = prose[m.end() : m.end() + 1]
             if _CJK.search(before + after) and not m.group(3):
                 continue  # a digit inside Chinese text: find_numbers' business
-            digits = m.group(1).replace(",", "") + (m.group(2) or "")
-            try:
-                v = Decimal(digits)
-            except InvalidOperation:
+            v = _en_value(m)
+            if v is None:
                 continue
-            scale = (m.group(3) or "").lower().replace(" ", "")
-            v = v * _EN_SCALE.get(scale, Decimal(1))
-            literal = scale in ("", "%", "percent") and re.search(rf"(?<![\d.]){re.escape(digits)}(?![\d]|\.\d)", text)
-            if v.normalize() in values or literal:
+            digits = m.group(1).replace(",", "") + (m.group(2) or "")
+            literal = _en_scale(m) in ("", "%", "percent") and re.search(rf"(?<![\d.]){re.escape(digits)}(?![\d]|\.\d)", text)
+            if v in values or literal:
                 continue  # "3239.00 million" for 3239.00亿元 is not the passage's figure: a scaled figure must match by value
             missing.append(m.group(0).strip())
     return [f"{len(missing)} figure(s) not in the cited passage: {', '.join(missing[:5])}"] if missing else []
@@ -367,12 +377,7 @@ def _values(text: str) -> set[Decimal]:
     """Every figure's value in text: Chinese figures (10万元 = 100000) and English ones (CNY 2,000; 20 million)."""
     prose = strip_markers(text)
     out = {x.value.normalize() for x in find_numbers(prose)}
-    for m in _EN_NUMBER.finditer(prose):
-        try:
-            v = Decimal(m.group(1).replace(",", "") + (m.group(2) or ""))
-        except InvalidOperation:
-            continue
-        out.add((v * _EN_SCALE.get((m.group(3) or "").lower().replace(" ", ""), Decimal(1))).normalize())
+    out.update(v for v in map(_en_value, _EN_NUMBER.finditer(prose)) if v is not None)
     return out
 
 

@@ -131,7 +131,7 @@ class ContextTooSmall(LLMFailure):
 
 def _expected_figures(ans: Answer) -> list[str]:
     """The figures the extractive answer states: those of the sentences it quoted (the whole answer without quotes)."""
-    quotes = [c.quote for c in ans.citations if getattr(c, "quote", "")]
+    quotes = [c.quote for c in ans.citations if c.quote]
     figures = find_numbers(strip_markers(" ".join(quotes) if quotes else ans.answer))
     return [x.surface for x in figures if not _is_date_part(x)]
 

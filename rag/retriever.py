@@ -278,10 +278,14 @@ class Retriever:
                     src.setdefault(row, {})[name] = rank + 1
                     if name == "dense":
                         dense_sim[row] = score
+            # comparative questions keep the coverage ranking: the learned one was fitted to put the one passage
+            # holding a question's answer first, and a comparative answer needs every document's best passage
+            # (with it, 营口's 首贷 passage fell behind its others and the city was dropped)
+            learned = mode == "hybrid" and cfg.ranking == "learned" and not q.comparative
             feats: dict[int, dict[str, float]] = {}
-            if mode == "hybrid" and (with_features or cfg.ranking == "learned"):
+            if mode == "hybrid" and (with_features or learned):
                 feats = self._rank_features(q, fused, dense, sparse)
-            if mode == "hybrid" and cfg.ranking == "learned":
+            if learned:
                 # final ranking: the learned probability that the passage holds the answer (rag.rank)
                 ranker = self.ranker
                 scored = {row: ranker.score(feats[row]) + 1e-6 * f for row, f in fused.items()}
@@ -292,12 +296,6 @@ class Retriever:
                 scored = fused
             order = sorted(scored, key=lambda r: -scored[r])
             if q.comparative and mode == "hybrid":
-                # comparative questions keep the coverage ranking: the learned one was fitted to put the one passage
-                # holding a question's answer first, and a comparative answer needs every document's best passage
-                # (with it, 营口's 首贷 passage fell behind its others and the city was dropped)
-                if cfg.ranking == "learned":
-                    scored = {row: f + cfg.coverage_weight * self.coverage_row(q, row) for row, f in fused.items()}
-                    order = sorted(scored, key=lambda r: -scored[r])
                 order = self._per_document(order, scored, q, k)
             elif mode == "hybrid" and q.kind == "section":
                 order = self._section_first(order, q)
