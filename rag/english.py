@@ -12,16 +12,17 @@ figure in it is one the quoted, cited sentence states. Unit and qualifier words 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
 from .places import gazetteer
 from .types import Citation
-from .verify import NumberMention, find_numbers, markers_in, strip_markers
+from .verify import MARKER, NumberMention, find_numbers, markers_in, parse_marker, sentence_spans, strip_markers
 
 _TABLE = Path(__file__).parent / "data" / "english.tsv"
-_DATE_UNITS = {"年", "月", "日"}  # 2021年, 3月22日: dates, not figures (个月, 天 and 工作日 are durations)
+_DATE_UNITS = {"年", "月", "日", "号"}  # 2021年, 3月22日, 12号: dates, not figures (个月, 天 and 工作日 are durations)
 
 
 @lru_cache(maxsize=1)
@@ -54,7 +55,8 @@ def money(value: Decimal) -> str:
     return f"CNY {_plain(value)}"
 
 
-def _is_date(m: NumberMention, sentence: str) -> bool:
+def is_date(m: NumberMention, sentence: str) -> bool:
+    """2024年, 3月, 15日, 12号, 2021年度: part of a date (an English answer writes "March 2024"), not a figure."""
     if m.unit not in _DATE_UNITS:
         return False
     if m.unit == "年":  # a year (2021年) or a date's year; 3年 as a duration is kept
@@ -105,7 +107,7 @@ def english_lead(answer: str, citations: list[Citation], max_figures: int = 6) -
     entries: list[str] = []
     count = 0
     for text, marks in quotes(answer):
-        figs = list(dict.fromkeys(figure(m, text) for m in find_numbers(text) if not _is_date(m, text)))[: max(0, max_figures - count)]
+        figs = list(dict.fromkeys(figure(m, text) for m in find_numbers(text) if not is_date(m, text)))[: max(0, max_figures - count)]
         if not figs:
             continue
         count += len(figs)
@@ -127,3 +129,153 @@ def english_refusal(chinese: str, places: list[str] | None = None) -> str:
     if places:
         return f"No reply about {', '.join(place_name(p) for p in places)} is indexed, so this cannot be answered. ({chinese})"
     return f"The indexed replies do not answer this question. ({chinese})"
+
+
+# ------------------------------------------------------------------ figures in an English answer
+# An English answer states figures in digits ("CNY 2,000", "20 million", "15%"). `english_figures` finds them (the
+# gate checks their values); `render_originals` writes, for each one the cited passages state, the passage's own
+# figure beside it: "CNY 100 billion (1000亿元)". The English form of a money figure is then rendered by code from
+# the passage's Chinese figure (`money`), not by the model, so 亿 read as billion cannot reach the reader.
+EN_NUMBER = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(%|percent\b|per\s*cent\b|thousand\b|million\b|billion\b|trillion\b|bn\b|m\b)?",
+    re.I,
+)
+_EN_SCALE = {"thousand": Decimal(10**3), "million": Decimal(10**6), "m": Decimal(10**6), "billion": Decimal(10**9), "bn": Decimal(10**9), "trillion": Decimal(10**12)}
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# a date written with digits (2024-03-01, 2024年3月, 3月22日): never a figure to translate or to count as an answer
+DATE = re.compile(r"(?:19|20)\d{2}\s*[-/.年]\s*(?:0?[1-9]|1[0-2])(?!\d)(?:\s*[-/.月]\s*\d{1,2}\s*日?)?|(?:19|20)\d{2}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日")
+_ORIGINAL_AFTER = re.compile(r"[^()（）]{0,40}?[(（]([^()（）]*)[)）]")
+_MONEY_BEFORE = re.compile(r"(?:\b(?:CNY|RMB|yuan)\s*|[¥￥]\s*)$", re.I)
+_MONEY_AFTER = re.compile(r"^\s*(?:yuan\b|RMB\b|CNY\b)", re.I)
+_YEAR_BEFORE = re.compile(r"\b(?:in|since|by|of|from|until|till|to|before|after|during|year|years|end|early|late|mid|as|between|and|"
+                          r"January|February|March|April|May|June|July|August|September|October|November|December)[\s-]*$", re.I)
+
+
+@dataclass(frozen=True)
+class EnglishFigure:
+    start: int
+    end: int
+    text: str  # as written: "2,000", "20 million", "15%"
+    digits: str  # "2000", "3239.00"
+    scale: str  # "", "%", "percent", "million", …
+    value: Decimal  # normalised: "20 million" = 20000000
+
+    def is_year(self, prose: str) -> bool:
+        """1900–2100 written as a year: after "in", "since", "of" … or before punctuation ("in 2024", "March 2024,"),
+        not as an amount ("2000 yuan", "CNY 2000", "2000 firms")."""
+        if self.scale or re.fullmatch(r"\d{4}", self.digits) is None or not 1900 <= int(self.digits) <= 2100:
+            return False
+        before, after = prose[: self.start], prose[self.end :]
+        if _MONEY_BEFORE.search(before) or _MONEY_AFTER.match(after):
+            return False
+        return bool(_YEAR_BEFORE.search(before) or re.match(r"\s*(?:$|[,.;:)）'’–-]|and\b|to\b)", after))
+
+
+def english_figures(prose: str) -> list[EnglishFigure]:
+    """The figures written in digits in English prose (markers already stripped or masked): not the Chinese figures
+    (find_numbers finds those: 2000元, 10万元) and not a bare digit inside Chinese text."""
+    taken = [(x.start, x.end) for x in find_numbers(prose)]
+    out: list[EnglishFigure] = []
+    for m in EN_NUMBER.finditer(prose):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        scale = (m.group(3) or "").lower().replace(" ", "")
+        if _CJK.search(prose[max(0, m.start() - 1) : m.start()] + prose[m.end() : m.end() + 1]) and not scale:
+            continue  # a digit inside Chinese text: find_numbers' business
+        digits = m.group(1).replace(",", "") + (m.group(2) or "")
+        try:
+            value = (Decimal(digits) * _EN_SCALE.get(scale, Decimal(1))).normalize()
+        except InvalidOperation:
+            continue
+        written = m.group(0).rstrip()
+        out.append(EnglishFigure(m.start(), m.start() + len(written), written, digits, scale, value))
+    return out
+
+
+def has_original(prose: str, f: EnglishFigure) -> bool:
+    """A bracket with a Chinese figure follows the English figure (within 40 characters)."""
+    after = _ORIGINAL_AFTER.match(prose, f.end)
+    return bool(after and find_numbers(after.group(1)))
+
+
+def needs_original(prose: str, f: EnglishFigure) -> bool:
+    """A figure of an English answer that must have its Chinese original beside it: not a year, not a date, not a
+    percentage (15% is written the same in both languages)."""
+    return not f.is_year(prose) and f.scale not in ("%", "percent") and not DATE.match(prose, f.start)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    before: str  # the model's words: "100 billion yuan"
+    after: str  # what replaced them: "CNY 100 billion (1000亿元)"
+    kind: str  # "original": the passage's figure put beside; "rescaled": the model's digits were the passage's
+    # but its scale word was not (3239.00亿元 written "3239.00 billion"), so the English is the passage's value
+
+    def to_dict(self) -> dict[str, str]:
+        return {"before": self.before, "after": self.after, "kind": self.kind}
+
+
+def _digits(m: NumberMention) -> str:
+    d = re.match(r"[\d.,，]+", m.surface.translate(str.maketrans("０１２３４５６７８９．", "0123456789.")))
+    return d.group(0).replace(",", "").replace("，", "") if d else ""
+
+
+def _masked(sentence: str) -> str:
+    return MARKER.sub(lambda m: " " * len(m.group(0)), sentence)
+
+
+def render_originals(text: str, passages: list[str]) -> tuple[str, list[Rendered]]:
+    """Put the cited passage's Chinese figure beside every English figure of `text` that lacks one.
+
+    `passages[n-1]` is what marker [n] cites. Per sentence, an English figure whose value a cited passage states
+    gets that figure in brackets; a money figure is re-rendered from the passage (CNY 2,000 (每月2000元)). A money
+    figure whose digits are a cited figure's but whose value is not (the model wrote 亿 as billion or 万 as million)
+    is replaced by the passage's figure in English, marked "rescaled". Anything else is left as the model wrote
+    it: the gate's `english_numbers` and `originals` rules judge it."""
+    out: list[str] = []
+    done: list[Rendered] = []
+    for a, b in sentence_spans(text):
+        sentence = text[a:b]
+        cited = [n for m in MARKER.finditer(sentence) for n in parse_marker(m.group(1))]
+        support = [passages[n - 1] for n in dict.fromkeys(cited) if 1 <= n <= len(passages)]
+        if not support:
+            out.append(sentence)
+            continue
+        mentions = [(x, p) for p in support for x in find_numbers(p) if not is_date(x, p)]
+        masked = _masked(sentence)
+        pieces: list[str] = []
+        cursor = 0
+        for f in english_figures(masked):
+            if f.start < cursor or has_original(masked, f) or not needs_original(masked, f):
+                continue
+            lead = _MONEY_BEFORE.search(masked[: f.start])
+            tail = _MONEY_AFTER.match(masked[f.end :])
+            is_money = bool(lead or tail)
+            same = [(x, p) for x, p in mentions if x.value.normalize() == f.value]
+            if is_money:
+                same = [(x, p) for x, p in same if x.unit == "元"]
+            else:
+                same.sort(key=lambda xp: xp[0].unit == "元")  # a count before a sum of money of the same value
+            kind = "original"
+            if not same and is_money:
+                same = [(x, p) for x, p in mentions if x.unit == "元" and _digits(x) == f.digits and x.value.normalize() != f.value]
+                kind = "rescaled"
+                if len({x.value for x, _ in same}) != 1:
+                    continue  # no cited figure, or several it could be: leave it to the gate
+            if not same:
+                continue
+            x, p = same[0]
+            start = lead.start() if lead else f.start
+            end = f.end + (tail.end() if tail else 0)
+            if is_money:
+                new = f"{money(x.value)} ({x.surface.strip()})"
+            else:
+                new = f"{sentence[f.start:f.end].rstrip()} ({x.surface.strip()})"
+                end = f.end
+            pieces.append(sentence[cursor:start])
+            pieces.append(new)
+            done.append(Rendered(sentence[start:end].strip(), new, kind))
+            cursor = end
+        pieces.append(sentence[cursor:])
+        out.append("".join(pieces))
+    return "".join(out), done

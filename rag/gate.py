@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Callable
 
+from .english import DATE, english_figures, has_original, needs_original
 from .verify import (
     MARKER,
     REFUSAL_MARK,
@@ -159,11 +160,6 @@ def rule_numbers(inp: GateInput) -> list[str]:
     return [f"{len(missing)} number(s) not in the cited passage: {'、'.join(missing[:5])}"] if missing else []
 
 
-_EN_NUMBER = re.compile(
-    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(%|percent\b|per\s*cent\b|thousand\b|million\b|billion\b|trillion\b|bn\b|m\b)?",
-    re.I,
-)
-_EN_SCALE = {"thousand": Decimal(10**3), "million": Decimal(10**6), "m": Decimal(10**6), "billion": Decimal(10**9), "bn": Decimal(10**9), "trillion": Decimal(10**12)}
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -189,19 +185,6 @@ def _passage_values(passages: list[str]) -> tuple[set[Decimal], str]:
     return values, norm(" ".join(passages))
 
 
-def _en_scale(m: re.Match) -> str:
-    return (m.group(3) or "").lower().replace(" ", "")
-
-
-def _en_value(m: re.Match) -> Decimal | None:
-    """The value of an English figure matched by _EN_NUMBER ("2,000" = 2000, "20 million" = 20000000), normalised."""
-    try:
-        v = Decimal(m.group(1).replace(",", "") + (m.group(2) or ""))
-    except InvalidOperation:
-        return None
-    return (v * _EN_SCALE.get(_en_scale(m), Decimal(1))).normalize()
-
-
 def rule_english_numbers(inp: GateInput) -> list[str]:
     missing: list[str] = []
     for s in _sentences(inp.text):
@@ -209,23 +192,12 @@ def rule_english_numbers(inp: GateInput) -> list[str]:
         if not support:
             continue
         prose = strip_markers(s)
-        taken = [(x.start, x.end) for x in find_numbers(prose)]  # the Chinese originals: the numbers rule checks them
         values, text = _passage_values(support)
-        for m in _EN_NUMBER.finditer(prose):
-            if any(a <= m.start() < b for a, b in taken):
-                continue
-            before = prose[max(0, m.start() - 1) : m.start()]
-            after = prose[m.end() : m.end() + 1]
-            if _CJK.search(before + after) and not m.group(3):
-                continue  # a digit inside Chinese text: find_numbers' business
-            v = _en_value(m)
-            if v is None:
-                continue
-            digits = m.group(1).replace(",", "") + (m.group(2) or "")
-            literal = _en_scale(m) in ("", "%", "percent") and re.search(rf"(?<![\d.]){re.escape(digits)}(?![\d]|\.\d)", text)
-            if v in values or literal:
+        for f in english_figures(prose):  # the Chinese originals are the numbers rule's
+            literal = f.scale in ("", "%", "percent") and re.search(rf"(?<![\d.]){re.escape(f.digits)}(?![\d]|\.\d)", text)
+            if f.value in values or literal:
                 continue  # "3239.00 million" for 3239.00亿元 is not the passage's figure: a scaled figure must match by value
-            missing.append(m.group(0).strip())
+            missing.append(f.text)
     return [f"{len(missing)} figure(s) not in the cited passage: {', '.join(missing[:5])}"] if missing else []
 
 
@@ -308,7 +280,6 @@ def rule_refusal(inp: GateInput) -> list[str]:
     return []
 
 
-_DATE = re.compile(r"\d{4}\s*[-/.年]\s*\d{1,2}(?:\s*[-/.月]\s*\d{1,2}\s*日?)?|\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日")
 
 
 def rule_figure(inp: GateInput) -> list[str]:
@@ -316,7 +287,7 @@ def rule_figure(inp: GateInput) -> list[str]:
         return []
     body = strip_markers(inp.text)
     if inp.asked_units and not any(u == "date" for u in inp.asked_units):
-        body = _DATE.sub(" ", body)  # a date is never the answer to an amount or a count
+        body = DATE.sub(" ", body)  # a date is never the answer to an amount or a count
     if find_numbers(body) or re.search(r"\d", body) or re.search(r"[一二两三四五六七八九十百千万亿]", body):
         return []
     return ["the question asks for a figure and the answer states none"]
@@ -351,15 +322,7 @@ def rule_originals(inp: GateInput) -> list[str]:
     bare: list[str] = []
     for s in _sentences(inp.text):
         prose = strip_markers(s)
-        taken = [(x.start, x.end) for x in find_numbers(prose)]
-        for m in _EN_NUMBER.finditer(prose):
-            if any(a <= m.start() < b for a, b in taken) or _DATE.match(prose, m.start()):
-                continue
-            if re.fullmatch(r"\d{4}", m.group(0).strip()) and 1900 <= int(m.group(1)) <= 2100:
-                continue  # a year
-            after = re.match(r"[^()（）]{0,40}?[(（]([^()（）]*)[)）]", prose[m.end():])
-            if not (after and find_numbers(after.group(1))):
-                bare.append(m.group(0).strip())
+        bare += [f.text for f in english_figures(prose) if needs_original(prose, f) and not has_original(prose, f)]
     return [f"{len(bare)} English figure(s) without the Chinese original beside them: {', '.join(bare[:5])}"] if bare else []
 
 
@@ -377,7 +340,7 @@ def _values(text: str) -> set[Decimal]:
     """Every figure's value in text: Chinese figures (10万元 = 100000) and English ones (CNY 2,000; 20 million)."""
     prose = strip_markers(text)
     out = {x.value.normalize() for x in find_numbers(prose)}
-    out.update(v for v in map(_en_value, _EN_NUMBER.finditer(prose)) if v is not None)
+    out.update(f.value for f in english_figures(prose))
     return out
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import PROMPTS_DIR, Settings
+from .english import is_date, render_originals
 from .providers import _LLAMAS, LLM_PROVIDERS, REGISTRY, Backend, LLMError, LLMFailure, get, get_backend, is_local, load_llama, reserve
 from .retriever import Query
 from .types import Answer, Citation, Hit
@@ -132,13 +133,8 @@ class ContextTooSmall(LLMFailure):
 def _expected_figures(ans: Answer) -> list[str]:
     """The figures the extractive answer states: those of the sentences it quoted (the whole answer without quotes)."""
     quotes = [c.quote for c in ans.citations if c.quote]
-    figures = find_numbers(strip_markers(" ".join(quotes) if quotes else ans.answer))
-    return [x.surface for x in figures if not _is_date_part(x)]
-
-
-def _is_date_part(x) -> bool:
-    """3月, 15日, 2024年: part of a date (an English answer writes "March 2024"), not a figure to keep."""
-    return x.unit in ("月", "日", "号") or (x.unit == "年" and 1900 <= x.value <= 2100)
+    text = strip_markers(" ".join(quotes) if quotes else ans.answer)
+    return [x.surface for x in find_numbers(text) if not is_date(x, text)]
 
 
 def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_ctx: int, reserve: int,
@@ -449,6 +445,9 @@ def llm_answer(
     if st is None:
         text = re.sub(r"\n{2,}", "\n", text)
     passages = [support_text(h) for h in prompt.hits]
+    rendered: list = []
+    if english:  # the cited passages' Chinese figures beside the English ones, money re-rendered from them
+        text, rendered = render_originals(text, passages)
     allowed = [COMPARATIVE_REFUSAL, REFUSAL_MARK]
     verdict = gates.check(gates.GateInput(
         text=text, passages=passages, refusal=prompt.refusal, secrets=prompt.secrets, allowed=allowed,
@@ -462,6 +461,8 @@ def llm_answer(
         "text": text, "structured": (mode or "") if st is not None else "", "passages": len(prompt.hits), "gate": verdict.to_dict(),
         "generate_ms": round((time.perf_counter() - t_gen) * 1000, 1),
     })
+    if rendered:
+        info["figures"] = [r.to_dict() for r in rendered]
     if "first_token_at" in stats:
         info["first_token_ms"] = round((stats["first_token_at"] - (started or t_gen)) * 1000, 1)
     info.pop("first", None)
@@ -485,6 +486,10 @@ def llm_answer(
         ans.llm = {**info, "shown": "extractive"}
         return ans
     ans = _to_answer(query, prompt, v, provider, fallback)
+    rescaled = [r for r in rendered if r.kind == "rescaled"]
+    if rescaled:  # the reader is told which English figures are the passage's, not the model's
+        fixed = "; ".join(f"{r.before} → {r.after}" for r in rescaled[:3])
+        ans.note = "; ".join(x for x in (ans.note, f"{len(rescaled)} English figure(s) rewritten from the cited Chinese figure: {fixed}") if x)
     ans.llm = {**info, "shown": "llm"}
     return ans
 

@@ -78,3 +78,75 @@ def test_comparative_answer_names_each_figures_place():
 def test_about_figures_say_over():
     m = find_numbers("征集1070余项需求")[0]
     assert figure(m, "征集1070余项需求") == "over 1,070 items (1070余项)"
+
+
+# ------------------------------------------------------------------ figures of an English LLM answer
+from rag.english import english_figures, render_originals  # noqa: E402
+
+P_MONEY = "营口市\n对来营口企业工作的博士，每月发放2000元生活补贴。"
+P_BIG = "重庆市\n力争三年内新增小微企业贷款1000亿元，全市民营经济增加值3239.00亿元。"
+P_COUNT = "郑州市\n累计培育国家级专精特新“小巨人”企业109家，省级920家。"
+
+
+def test_english_figures_skip_the_chinese_originals_and_digits_inside_chinese():
+    figs = english_figures("CNY 2,000 per month (每月2000元), 20 million yuan, 1.5 billion, 15% (the numbers rule's), 第3批")
+    assert [(f.text, f.value) for f in figs] == [("2,000", 2000), ("20 million", 20_000_000), ("1.5 billion", 1_500_000_000)]
+
+
+def test_a_money_figure_is_rendered_from_the_passage_with_its_original():
+    text, done = render_originals("Yingkou pays doctoral graduates 2000 yuan per month.[1]", [P_MONEY])
+    assert text == "Yingkou pays doctoral graduates CNY 2,000 (2000元) per month.[1]"
+    assert [d.kind for d in done] == ["original"]
+
+
+def test_a_count_keeps_the_models_words_and_gets_the_original():
+    text, _ = render_originals("Zhengzhou has cultivated 109 national-level little giants.[1]", [P_COUNT])
+    assert text == "Zhengzhou has cultivated 109 (109家) national-level little giants.[1]"
+
+
+def test_yi_read_as_billion_is_rescaled_from_the_passage_and_marked():
+    text, done = render_originals("The value added reached 3239.00 billion yuan.[1]", [P_BIG])
+    assert "CNY 323.9 billion (3239.00亿元)" in text and "3239.00 billion yuan" not in text
+    assert [(d.before, d.kind) for d in done] == [("3239.00 billion yuan", "rescaled")]
+
+
+def test_a_right_scale_needs_no_rescaling():
+    text, done = render_originals("Chongqing aims to add 100 billion yuan in new loans.[1]", [P_BIG])
+    assert text == "Chongqing aims to add CNY 100 billion (1000亿元) in new loans.[1]"
+    assert done[0].kind == "original"
+
+
+def test_a_figure_no_cited_passage_states_is_left_for_the_gate():
+    for answer in ("Yingkou pays 2500 yuan per month.[1]", "Yingkou pays 2000 yuan per month.[2]", "Yingkou pays 2000 yuan per month."):
+        assert render_originals(answer, [P_MONEY]) == (answer, [])  # wrong value / marker names no passage / no marker
+
+
+def test_originals_already_there_years_and_percentages_are_left_alone():
+    for answer in ("Yingkou pays CNY 2,000 per month (每月2000元).[1]", "In 2024 the share was 15%.[1]"):
+        assert render_originals(answer, [P_MONEY + "2024年占比15%。"]) == (answer, [])
+
+
+def test_a_rescaling_that_could_mean_two_figures_is_not_guessed():
+    two = "甲市\n发放贷款12亿元，另有担保12万元。"
+    assert render_originals("It lent 12 billion yuan.[1]", [two])[1] == []
+
+
+def test_rendered_answers_pass_the_gate_rules_they_failed():
+    from rag.gate import GateInput, check
+
+    for answer, passage in (("The value added reached 3239.00 billion yuan.[1]", P_BIG), ("Zhengzhou has cultivated 109 little giants.[1]", P_COUNT)):
+        before = check(GateInput(text=answer, passages=[passage], language="en"), ["english_numbers", "originals"])
+        after = check(GateInput(text=render_originals(answer, [passage])[0], passages=[passage], language="en"), ["english_numbers", "originals"])
+        assert not before.passed and after.passed, (answer, after.reason)
+
+
+@pytest.mark.parametrize("prose, year_or_date", [
+    ("In 2024 the share rose.", True), ("As of March 2024, it had", True), ("on 2024.03.01 it", True),
+    ("It pays 2000 yuan.", False), ("CNY 2000 per month", False), ("It reached 3239.00 billion yuan.", False),
+    ("It cultivated 2000 firms.", False),
+])
+def test_years_and_dates_need_no_original(prose, year_or_date):
+    from rag.english import needs_original
+
+    f = english_figures(prose)[0]
+    assert needs_original(prose, f) is (not year_or_date)
