@@ -180,6 +180,8 @@ def compact(
     index: Optional[str] = typer.Option(None, "--index", help="Index directory."),
     wait: float = typer.Option(0, "--wait", help="Seconds to wait for a running ingest."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    auto: bool = typer.Option(False, "--auto", help="Merge only what [index] max_segments / max_dead_fraction call for, building the merged segment while ingests go on."),
+    segments: Optional[str] = typer.Option(None, "--segments", help="Merge these segments (comma-separated; what a background merge after `rag ingest` runs)."),
 ) -> None:
     """faiss: merge every segment of the index into one, leaving out tombstoned (replaced or removed) passages."""
 
@@ -189,10 +191,11 @@ def compact(
         settings = _settings(index)
         if (settings.index.backend or "faiss").lower() != "faiss":
             raise UserError("`rag compact` is for the faiss backend (Milvus compacts its own segments)")
-        rep = compact_index(settings, lock_timeout=wait)
+        names = [x.strip() for x in (segments or "").split(",") if x.strip()]
+        rep = compact_index(settings, lock_timeout=wait, auto=auto, segments=names or None)
         if as_json:
             print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
-        elif rep.merged:
+        elif rep.merged or rep.notes:
             _print_segments(rep)
         else:
             console.print(f"nothing to merge (one segment, no tombstones) · {rep.chunks_total} chunks · generation {escape(rep.generation)}")

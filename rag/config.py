@@ -128,6 +128,9 @@ class IndexConfig:
     # max_segments, or rewrites a segment whose tombstoned (deleted or replaced) share passes max_dead_fraction
     max_segments: int = 8
     max_dead_fraction: float = 0.25
+    # when that merge runs: "background" (a detached `rag compact --auto` after the ingest returns; it builds the
+    # merged segment without the lock and publishes it in one short locked step), "inline" (inside the ingest), "off"
+    merge: str = "background"
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ class Settings:
 ENV_MAP = {
     "RAG_INDEX": "index_dir",
     "RAG_INDEX_BACKEND": "index.backend",
+    "RAG_INDEX_MERGE": "index.merge",
     "RAG_MILVUS_URI": "index.uri",
     "RAG_MILVUS_TOKEN_ENV": "index.token_env",
     "RAG_MILVUS_COLLECTION": "index.collection",

@@ -568,11 +568,17 @@ class FaissStore:
 
     def write_segment(self, chunks: list[Chunk], vectors: np.ndarray, token_lists: list[list[str]] | None = None, postings: Postings | None = None) -> dict:
         """Write one immutable segment (to a temporary directory, fsynced, then renamed). Returns its manifest entry."""
+        tmp = self._build_segment(f"{self._next_number('seg-', self.segments_dir):06d}", chunks, vectors, token_lists, postings)
+        return self._install_segment(tmp)
+
+    def _build_segment(self, tag: str, chunks: list[Chunk], vectors: np.ndarray, token_lists: list[list[str]] | None = None,
+                       postings: Postings | None = None) -> Path:
+        """Write a segment's files into a temporary directory `.tmp-seg-<tag>-<pid>` (fsynced): the slow part
+        (FAISS, HNSW from 10^5 rows), which needs no lock; `_install_segment` names and renames it."""
         import faiss
 
         self.segments_dir.mkdir(parents=True, exist_ok=True)
-        name = f"seg-{self._next_number('seg-', self.segments_dir):06d}"
-        tmp = self.dir / f".tmp-seg-{name[4:]}-{os.getpid()}"
+        tmp = self.dir / f".tmp-seg-{tag}-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -608,10 +614,16 @@ class FaissStore:
                                            "docs": doc_rows, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
         _fsync_dir(tmp)
         _step("segment:written")
+        return tmp
+
+    def _install_segment(self, tmp: Path) -> dict:
+        """Give a built segment the next free name (the caller holds the ingest lock) and rename it into place."""
+        info = json.loads((tmp / "segment.json").read_text(encoding="utf-8"))
+        name = f"seg-{self._next_number('seg-', self.segments_dir):06d}"
         os.rename(tmp, self.segments_dir / name)
         _fsync_dir(self.segments_dir)
         _step("segment:renamed")
-        return {"name": name, "rows": n, "dead_rows": 0, "dead_docs": [], "faiss": type(findex).__name__}
+        return {"name": name, "rows": int(info["rows"]), "dead_rows": 0, "dead_docs": [], "faiss": info["faiss"]}
 
     def _publish(self, manifest: dict, docs: dict[str, DocMeta]) -> str:
         """Write a generation (manifest + documents) and make it current: the one atomic step (os.replace)."""
@@ -725,7 +737,13 @@ class FaissStore:
     def compact(self, names: list[str] | None = None) -> dict | None:
         """Merge these segments (all when None) into one, without their tombstoned rows; None if there is nothing
         to do. Vectors and postings are copied (nothing is embedded or tokenised again); the result searches
-        exactly as before. Returns {"generation", "segment", "merged", "dropped_rows"}."""
+        exactly as before. The caller holds the ingest lock. Returns {"generation", "segment", "merged", "dropped_rows"}."""
+        work = self.prepare_merge(names)
+        return self.finish_merge(work) if work is not None else None
+
+    def prepare_merge(self, names: list[str] | None = None) -> "MergeWork | None":
+        """The slow half of a merge, which needs no lock: read the current generation (its segments are immutable)
+        and build the merged segment in a temporary directory. `finish_merge` publishes it under the lock."""
         gen = self.load()
         m = gen.manifest
         entries = m.get("segments") or []
@@ -734,9 +752,8 @@ class FaissStore:
         if len(chosen) < 2 and not dead:
             return None
         idx = {s.name: i for i, s in enumerate(gen.segments)}
-        documents = {k: dict(v) for k, v in m["documents"].items()}
-        moved = sorted(d for d, v in documents.items() if v["segment"] in chosen)
-        seg_name = None
+        moved = {d: int(v["chunks"]) for d, v in sorted(m["documents"].items()) if v["segment"] in chosen}
+        tmp = None
         if moved:
             rows = np.concatenate([np.arange(*gen._ranges[d], dtype=np.int64) for d in moved])  # row order = document order
             chunks = [gen.chunks[r] for r in rows]
@@ -762,14 +779,44 @@ class FaissStore:
                 r_parts.append(nr[keep])
                 c_parts.append(p.tf[keep].astype(np.int64))
             post = Postings._from_triples(terms, np.concatenate(t_parts), np.concatenate(r_parts), np.concatenate(c_parts), doclen, len(rows))
-            entry = self.write_segment(chunks, vectors, postings=post)
+            tmp = self._build_segment("merge", chunks, vectors, postings=post)
+        return MergeWork(base=gen.name, chosen=chosen, moved=moved, dropped_rows=dead, tmp=tmp)
+
+    def finish_merge(self, work: "MergeWork") -> dict | None:
+        """Publish a prepared merge against the generation that is current now (the caller holds the ingest lock).
+        What ingests did since the merge was prepared is kept: a moved document that was replaced or removed since
+        (or merged elsewhere by another merge) is tombstoned in the merged segment. When none of its documents is
+        still where the merge took it from, the merge is stale: nothing is published (None) and its segment goes."""
+        m = self.read_manifest()
+        if m is None:
+            if work.tmp is not None:
+                shutil.rmtree(work.tmp, ignore_errors=True)
+            return None
+        documents = {k: dict(v) for k, v in m["documents"].items()}
+        current = m.get("segments") or []
+        still = [d for d in work.moved if d in documents and documents[d]["segment"] in work.chosen]
+        gone = [e for e in current if e["name"] in work.chosen]
+        if not still and not any(int(e.get("dead_rows", 0)) for e in gone):
+            if work.tmp is not None:
+                shutil.rmtree(work.tmp, ignore_errors=True)
+            return None
+        segments = [dict(e) for e in current if e["name"] not in work.chosen]
+        seg_name = None
+        if work.tmp is not None and still:
+            entry = self._install_segment(work.tmp)
             seg_name = entry["name"]
-            for d in moved:
-                documents[d]["segment"] = seg_name
-        segments = [e for e in entries if e["name"] not in chosen] + ([entry] if moved else [])
+            for d, n in work.moved.items():
+                if d in still:
+                    documents[d]["segment"] = seg_name
+                else:  # replaced, removed or merged elsewhere while the merge was built
+                    entry["dead_docs"] = sorted(set(entry["dead_docs"]) | {d})
+                    entry["dead_rows"] += n
+            segments.append(entry)
+        elif work.tmp is not None:
+            shutil.rmtree(work.tmp, ignore_errors=True)
         extra = {k: v for k, v in m.items() if k == "parsing"}
-        name = self._publish(self._manifest(m["embedder"], m["dim"], documents, segments, extra), dict(gen.docs))
-        return {"generation": name, "segment": seg_name, "merged": chosen, "dropped_rows": dead}
+        name = self._publish(self._manifest(m["embedder"], m["dim"], documents, segments, extra), self.read_docs())
+        return {"generation": name, "segment": seg_name, "merged": [e["name"] for e in gone], "dropped_rows": work.dropped_rows, "base": work.base}
 
     def _cleanup(self, keep: set[str | None]) -> None:
         """Remove old generations (the previous one stays for readers still loading it), the segments no kept
@@ -799,6 +846,17 @@ class FaissStore:
         for p in self.segments_dir.iterdir():
             if p.name.startswith("seg-") and p.name not in used:
                 shutil.rmtree(p, ignore_errors=True)
+
+
+@dataclass
+class MergeWork:
+    """A merge built by FaissStore.prepare_merge, waiting for finish_merge."""
+
+    base: str  # the generation it was built from
+    chosen: list[str]  # the segments it replaces
+    moved: dict[str, int]  # the live documents of those segments then, with their passages
+    dropped_rows: int  # tombstoned rows left out
+    tmp: Path | None  # the built segment (None: no live row, the segments just go)
 
 
 IndexStore = FaissStore  # the name every caller used before there were two backends

@@ -6,6 +6,7 @@ Only one ingest runs per index (a lock file); failures of single files never tou
 """
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class IngestReport:
     merged: list[str] = field(default_factory=list)  # segments folded together by a merge
     merged_into: str = ""
     merge_dropped_rows: int = 0  # tombstoned passages the merge left out
+    merge_pending: list[str] = field(default_factory=list)  # segments a merge should fold ([index] merge = "background")
+    merge_pid: int = 0  # the background `rag compact --auto` started for them
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -74,6 +77,8 @@ class IngestReport:
             "merged": self.merged,
             "merged_into": self.merged_into,
             "merge_dropped_rows": self.merge_dropped_rows,
+            "merge_pending": self.merge_pending,
+            "merge_pid": self.merge_pid,
             "notes": self.notes,
         }
 
@@ -130,9 +135,14 @@ def ingest(
     try:
         if backend == "milvus":
             return _ingest_milvus_locked(paths, settings, rebuild, progress, remove_ids or [], t0, embed)
-        return _ingest_locked(paths, settings, store, rebuild, progress, remove_ids or [], t0, embed, compact=compact)
+        rep = _ingest_locked(paths, settings, store, rebuild, progress, remove_ids or [], t0, embed, compact=compact)
     finally:
         lock.release()
+    if rep.merge_pending:
+        rep.merge_pid = start_background_merge(settings, rep.merge_pending)
+        rep.notes.append(f"merging {len(rep.merge_pending)} segment(s) in the background (pid {rep.merge_pid}, log {store.dir / MERGE_LOG}); "
+                         "searches use the current generation meanwhile")
+    return rep
 
 
 # Bump when the parser or the chunker changes what they make of the same file: an index built by another
@@ -272,8 +282,11 @@ def _ingest_locked(paths, settings: Settings, store: IndexStore, rebuild: bool, 
         _compact(store, None, rep)
     else:
         plan = compaction_plan(store.read_manifest() or {}, settings.index.max_segments, settings.index.max_dead_fraction)
-        if plan:
+        mode = (settings.index.merge or "background").lower()
+        if plan and mode == "inline":
             _compact(store, plan, rep)
+        elif plan and mode == "background":
+            rep.merge_pending = plan  # started by ingest() once the lock is released
     rep.chunks_total = int((store.read_manifest() or {}).get("chunk_count") or 0)
     rep.seconds = time.perf_counter() - t0
     return rep
@@ -283,37 +296,100 @@ def _compact(store: IndexStore, names: list[str] | None, rep: IngestReport) -> N
     t = time.perf_counter()
     done = store.compact(names)
     if done:
-        rep.generation = done["generation"]
-        rep.merged = done["merged"]
-        rep.merged_into = done["segment"] or ""
-        rep.merge_dropped_rows = done["dropped_rows"]
-        rep.timings["merge"] = time.perf_counter() - t
+        _merge_report(rep, done, time.perf_counter() - t)
 
 
-def compact_index(settings: Settings, lock_timeout: float = 0) -> IngestReport:
-    """`rag compact`: merge every segment of the faiss index into one, without tombstoned rows."""
+def _merge_report(rep: IngestReport, done: dict, seconds: float) -> None:
+    rep.generation = done["generation"]
+    rep.merged = done["merged"]
+    rep.merged_into = done["segment"] or ""
+    rep.merge_dropped_rows = done["dropped_rows"]
+    rep.timings["merge"] = seconds
+
+
+MERGE_LOG = "merge.log"
+
+
+def start_background_merge(settings: Settings, segments: list[str]) -> int:
+    """Start `rag compact --segments …` for the index as a detached process (it outlives the ingest); returns its
+    pid. Its output is appended to <index>/merge.log."""
+    import subprocess
+    import sys
+
+    d = Path(settings.index_dir)
+    log = open(d / MERGE_LOG, "ab")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "compact", "--segments", ",".join(segments), "--index", str(d), "--wait", "600", "--json"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    finally:
+        log.close()
+    return proc.pid
+
+
+def compact_index(settings: Settings, lock_timeout: float = 0, auto: bool = False, segments: list[str] | None = None) -> IngestReport:
+    """`rag compact`: merge every segment of the faiss index into one, without tombstoned rows, holding the ingest
+    lock throughout. `auto` (`rag compact --auto`): merge only what [index] max_segments / max_dead_fraction call
+    for; `segments` (`--segments`, what a background merge runs): these. Both build the merged segment without the
+    lock (ingests go on) and take it only to publish; one such merge runs at a time (<index>/.merge.lock)."""
     t0 = time.perf_counter()
     store = IndexStore(settings.index_dir)
     if not store.exists():
         raise IngestError(f"no index at {store.dir}: build one with `rag ingest data/replies`")
+    try:
+        store.check_manifest(store.read_manifest() or {})
+    except IncompatibleIndex as e:
+        raise IngestError(str(e)) from e
+    rep = IngestReport()
     lock = lock_for(store.dir)
+    if auto or segments:
+        merging = FileLock(str(store.dir / ".merge.lock"))
+        try:
+            merging.acquire(timeout=0)
+        except Timeout:
+            rep.notes.append("another merge is running")
+            return _finish_report(store, rep, t0)
+        try:
+            plan = list(segments or []) or compaction_plan(store.read_manifest() or {}, settings.index.max_segments, settings.index.max_dead_fraction)
+            t = time.perf_counter()
+            work = store.prepare_merge(plan) if plan else None
+            rep.timings["merge_build"] = time.perf_counter() - t
+            if work is not None:
+                try:
+                    lock.acquire(timeout=lock_timeout)
+                except Timeout as e:
+                    if work.tmp is not None:
+                        shutil.rmtree(work.tmp, ignore_errors=True)
+                    raise IndexLocked(f"an ingest held the index at {store.dir} for {lock_timeout:.0f} s; the merge was not published") from e
+                try:
+                    t = time.perf_counter()
+                    done = store.finish_merge(work)
+                finally:
+                    lock.release()
+                if done is None:
+                    rep.notes.append("the segments changed while the merge was built (merged by another writer): nothing published")
+                else:
+                    _merge_report(rep, done, time.perf_counter() - t)
+        finally:
+            merging.release()
+        return _finish_report(store, rep, t0)
     try:
         lock.acquire(timeout=lock_timeout)
     except Timeout as e:
         raise IndexLocked(f"another `rag ingest` is writing the index at {store.dir} (lock {lock.lock_file}); wait for it to finish and try again") from e
     try:
-        rep = IngestReport()
-        try:
-            store.check_manifest(store.read_manifest() or {})
-        except IncompatibleIndex as e:
-            raise IngestError(str(e)) from e
         _compact(store, None, rep)
-        rep.generation = store.current_name() or ""
-        rep.chunks_total = int((store.read_manifest() or {}).get("chunk_count") or 0)
-        rep.seconds = time.perf_counter() - t0
-        return rep
     finally:
         lock.release()
+    return _finish_report(store, rep, t0)
+
+
+def _finish_report(store: IndexStore, rep: IngestReport, t0: float) -> IngestReport:
+    rep.generation = store.current_name() or ""
+    rep.chunks_total = int((store.read_manifest() or {}).get("chunk_count") or 0)
+    rep.seconds = time.perf_counter() - t0
+    return rep
 
 
 def _read_and_parse(files, settings: Settings, docs: dict[str, DocMeta], has_chunks, reparse: bool, rep: IngestReport, progress: Progress) -> dict[str, list[Chunk]]:

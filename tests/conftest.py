@@ -19,6 +19,8 @@ RAG = str(Path(sys.executable).parent / "rag")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# automatic merges run inside the ingest in tests (deterministic reports); tests/test_segments.py tests "background"
+os.environ.setdefault("RAG_INDEX_MERGE", "inline")
 
 
 def settings_for(index_dir, **kw):

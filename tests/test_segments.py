@@ -192,6 +192,81 @@ def test_merge_when_there_are_too_many_segments_or_too_many_tombstones(tmp_path)
     assert_same_view(snapshot_view(index), snapshot_view(rebuilt(tmp_path, src)))
 
 
+def _wait_for(pid: int, timeout: float = 300) -> int:
+    import os
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.2)
+    raise AssertionError(f"background merge {pid} still running after {timeout} s")
+
+
+def test_a_background_merge_runs_after_the_ingest_returns_and_searches_as_a_rebuild(tmp_path):
+    src = tmp_path / "src"
+    index = tmp_path / "index"
+    s = settings_for(index, **{"index.max_segments": 2, "index.max_dead_fraction": 0.99, "index.merge": "background"})
+    for n in ["yingkou", "shenyang", "tianjin"]:
+        copy_replies(src, [n])
+        rep = ingest([src], s)
+    # the third ingest published its segment and left the merge to a detached `rag compact --segments …`
+    assert rep.merged == [] and len(rep.merge_pending) == 2 and rep.merge_pid > 0
+    assert any("in the background" in n for n in rep.notes)
+    assert _wait_for(rep.merge_pid) == 0
+    log = (index / "merge.log").read_text(encoding="utf-8")
+    assert json.loads(log[log.index("{"):])["merged"] == rep.merge_pending
+    assert len(segment_names(index)) == 2
+    assert_same_view(snapshot_view(index), snapshot_view(rebuilt(tmp_path, src)))
+
+
+def test_ingests_during_a_merge_are_kept_and_a_stale_merge_publishes_nothing(tmp_path):
+    """A merge built without the lock is published against the generation current then: documents replaced or
+    removed meanwhile are tombstoned in the merged segment, documents added meanwhile stay in their segment."""
+    from rag.ingest import lock_for
+
+    src = copy_replies(tmp_path / "src", ["yingkou", "shenyang"])
+    index = tmp_path / "index"
+    s = settings_for(index, **NO_MERGE)
+    ingest([src], s)
+    copy_replies(src, ["tianjin"])
+    ingest([src], s)
+    store = IndexStore(index)
+    work = store.prepare_merge(None)  # both segments, built while the ingests below run
+    other = IndexStore(index).prepare_merge(None)
+    assert work.tmp.is_dir() and sorted(work.moved) == ["shenyang", "tianjin", "yingkou"]
+    edit(src / "yingkou.txt")  # replaced while the merge is built
+    (src / "tianjin.txt").unlink()  # removed
+    copy_replies(src, ["zhengzhou"])  # added
+    ingest([src], s)
+    with lock_for(index):
+        done = store.finish_merge(work)
+    assert done["merged"] == ["seg-000001"]  # seg-000002 (only tianjin) went with the removal
+    merged = next(e for e in store.read_manifest()["segments"] if e["name"] == done["segment"])
+    assert merged["dead_docs"] == ["tianjin", "yingkou"]
+    assert_same_view(snapshot_view(index), snapshot_view(rebuilt(tmp_path, src)))
+    with lock_for(index):  # the second merge of the same segments: they are gone, nothing is published
+        assert store.finish_merge(other) is None
+    assert not other.tmp.exists()
+    assert_same_view(snapshot_view(index), snapshot_view(rebuilt(tmp_path, src)))
+
+
+def test_rag_compact_auto_and_segments(tmp_path):
+    src = tmp_path / "src"
+    index = tmp_path / "index"
+    env = {"RAG_INDEX_MERGE": "off"}
+    for n in ["yingkou", "shenyang"]:
+        copy_replies(src, [n])
+        assert run_rag("ingest", src, "--index", index, env=env).returncode == 0
+    out = run_rag("compact", "--auto", "--index", index, "--json", env=env)  # 2 segments, no tombstones: nothing due
+    assert out.returncode == 0 and json.loads(out.stdout)["merged"] == []
+    out = run_rag("compact", "--segments", "seg-000001,seg-000002", "--index", index, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["merged"] == ["seg-000001", "seg-000002"] and len(segment_names(index)) == 1
+
+
 def test_compaction_plan():
     seg = lambda name, rows, dead=0: {"name": name, "rows": rows, "dead_rows": dead}  # noqa: E731
     m = {"segments": [seg("a", 1000), seg("b", 10), seg("c", 10)]}
