@@ -192,6 +192,56 @@ def english_figures(prose: str) -> list[EnglishFigure]:
     return out
 
 
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december")
+_MONTH = r"(January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+EN_DATE = re.compile(
+    rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s*((?:19|20)\d{{2}}))?\b"  # July 2, 2020 · June 7
+    rf"|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s*((?:19|20)\d{{2}}))?\b"  # 2 July 2020
+    rf"|\b{_MONTH}\s+((?:19|20)\d{{2}})\b",  # March 2024
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class EnglishDate:
+    start: int
+    end: int
+    text: str
+    year: int | None
+    month: int
+    day: int | None
+
+    def chinese(self) -> list[str]:
+        """How a Chinese text writes this date: 2020年7月2日, 7月2日, 2020年7月 (and 2020-07-02 style)."""
+        m, d, y = self.month, self.day, self.year
+        out = []
+        if d is not None:
+            out += [f"{m}月{d}日", f"{m}月{d}号"]
+            if y is not None:
+                out += [f"{y}年{m}月{d}日", f"{y}-{m:02d}-{d:02d}", f"{y}.{m}.{d}", f"{y}/{m}/{d}"]
+        else:
+            out += [f"{y}年{m}月", f"{y}-{m:02d}", f"{y}.{m}"] if y is not None else [f"{m}月"]
+        return out
+
+
+def english_dates(prose: str) -> list[EnglishDate]:
+    """Dates written the English way ("July 2, 2020", "2 July", "March 2024"): their digits are a date, not figures."""
+    out: list[EnglishDate] = []
+    for m in EN_DATE.finditer(prose):
+        g = m.groups()
+        if g[0]:
+            month, day, year = g[0], g[1], g[2]
+        elif g[4]:
+            month, day, year = g[4], g[3], g[5]
+        else:
+            month, day, year = g[6], None, g[7]
+        mi = next(i for i, name in enumerate(_MONTHS, 1) if name.startswith(month.lower().rstrip(".")[:3]))
+        if day is not None and not 1 <= int(day) <= 31:
+            continue
+        out.append(EnglishDate(m.start(), m.end(), m.group(0), int(year) if year else None, mi, int(day) if day else None))
+    return out
+
+
 def has_original(prose: str, f: EnglishFigure) -> bool:
     """A bracket with a Chinese figure follows the English figure (within 40 characters)."""
     after = _ORIGINAL_AFTER.match(prose, f.end)
@@ -199,9 +249,11 @@ def has_original(prose: str, f: EnglishFigure) -> bool:
 
 
 def needs_original(prose: str, f: EnglishFigure) -> bool:
-    """A figure of an English answer that must have its Chinese original beside it: not a year, not a date, not a
-    percentage (15% is written the same in both languages)."""
-    return not f.is_year(prose) and f.scale not in ("%", "percent") and not DATE.match(prose, f.start)
+    """A figure of an English answer that must have its Chinese original beside it: not a year, not a date (2024-03,
+    July 2, 2020), not a percentage (15% is written the same in both languages)."""
+    if f.is_year(prose) or f.scale in ("%", "percent") or DATE.match(prose, f.start):
+        return False
+    return not any(d.start <= f.start < d.end for d in english_dates(prose))
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,13 @@ Rules (each a function returning the problems it found, in `RULES` order):
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-from .english import DATE, english_figures, has_original, needs_original
+from .english import DATE, english_dates, english_figures, has_original, needs_original
 from .verify import (
     MARKER,
     REFUSAL_MARK,
@@ -70,7 +71,8 @@ class GateInput:
     asks_figure: bool = False  # the question asks for a figure or a date (the plan's parts)
     asked_units: list[str] = field(default_factory=list)  # the kinds of figure the plan's parts ask (money, date, count:家 …)
     expected: list[str] = field(default_factory=list)  # the figures the extractive answer states (surfaces: 2000元, 10万元)
-    min_expected: float = 0.5  # share of those an answer must state too (`[llm] gate_figures`)
+    min_expected: float = 0.5  # share of those an answer must state too (`[llm] gate_figures`) …
+    asked_figures: int = 0  # … but no more than the figures the question asks (the plan's parts that ask one; 0 = 1)
     question: str = ""  # the question as asked (an answer that only restates it says nothing)
 
 
@@ -185,18 +187,32 @@ def _passage_values(passages: list[str]) -> tuple[set[Decimal], str]:
     return values, norm(" ".join(passages))
 
 
+def _date_supported(d, text: str) -> bool:
+    return any(norm(c) in text for c in d.chinese())
+
+
 def rule_english_numbers(inp: GateInput) -> list[str]:
     missing: list[str] = []
+    question = norm(inp.question)
+    asked_dates = {(d.year, d.month, d.day) for d in english_dates(inp.question)}
     for s in _sentences(inp.text):
         support = _support(s, inp)
         if not support:
             continue
         prose = strip_markers(s)
         values, text = _passage_values(support)
+        dates = english_dates(prose)
+        for d in dates:  # July 2, 2020: the passage writes 2020年7月2日 (or the question states it)
+            if not (_date_supported(d, text) or _date_supported(d, question) or (d.year, d.month, d.day) in asked_dates):
+                missing.append(d.text)
         for f in english_figures(prose):  # the Chinese originals are the numbers rule's
+            if any(d.start <= f.start < d.end for d in dates):
+                continue
             literal = f.scale in ("", "%", "percent") and re.search(rf"(?<![\d.]){re.escape(f.digits)}(?![\d]|\.\d)", text)
             if f.value in values or literal:
                 continue  # "3239.00 million" for 3239.00亿元 is not the passage's figure: a scaled figure must match by value
+            if f.is_year(prose) and re.search(rf"(?<!\d){f.digits}(?!\d)", question):
+                continue  # a year the question states ("By the end of November 2020, …"): not the model's claim
             missing.append(f.text)
     return [f"{len(missing)} figure(s) not in the cited passage: {', '.join(missing[:5])}"] if missing else []
 
@@ -346,13 +362,17 @@ def _values(text: str) -> set[Decimal]:
 
 def rule_omits(inp: GateInput) -> list[str]:
     """The model's answer states the figures the extractive answer found (by value, in any language): an answer
-    that drops them says less than what would be shown instead."""
+    that drops them says less than what would be shown instead. It needs `min_expected` of them, but never more
+    than the question asks for (one per part of the plan that asks a figure): the quoted sentences also carry
+    figures nobody asked about."""
     if not inp.expected or inp.extractive_abstained or _answer_refuses(inp):
         return []
     have = _values(inp.text)
-    missing = [e for e in dict.fromkeys(inp.expected) if not (_values(e) & have)]
-    if len(missing) > (1 - inp.min_expected) * len(set(inp.expected)) + 1e-9:
-        return [f"{len(missing)} of {len(set(inp.expected))} figure(s) of the extractive answer missing: {', '.join(missing[:5])}"]
+    expected = list(dict.fromkeys(inp.expected))
+    missing = [e for e in expected if not (_values(e) & have)]
+    need = min(math.ceil(inp.min_expected * len(expected) - 1e-9), max(1, inp.asked_figures))
+    if len(expected) - len(missing) < need:
+        return [f"{len(missing)} of {len(expected)} figure(s) of the extractive answer missing: {', '.join(missing[:5])}"]
     return []
 
 

@@ -454,6 +454,7 @@ def llm_answer(
         unknown_places=list(query.unknown_places), extractive_abstained=fallback.abstained, language=getattr(query, "language", "zh"),
         asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text,
         asked_units=[p.unit for p in (query.parts or []) if p.asks_number and p.unit],
+        asked_figures=sum(1 for p in (query.parts or []) if p.asks_number),
         expected=[] if fallback.abstained else _expected_figures(fallback),
         min_expected=cfg.gate_figures,
     ))

@@ -197,8 +197,16 @@ def test_figure_rule_refuses_a_date_for_an_amount(units, text, ok):
     ("营口市对博士给予生活补贴。[1]", False),
 ])
 def test_omits_rule(text, ok):
-    problems = gate.rule_omits(inp(text, expected=["2000元", "1000元"], min_expected=1.0))
+    problems = gate.rule_omits(inp(text, expected=["2000元", "1000元"], min_expected=1.0, asked_figures=2))
     assert (not problems) == ok, problems
+
+
+def test_omits_asks_no_more_figures_than_the_question_does():
+    quoted = ["109家", "920家", "4058家"]  # the quoted sentence: national, provincial, innovative SMEs
+    one = "Zhengzhou has cultivated 109 (109家) national little giants.[1]"
+    assert not gate.rule_omits(inp(one, expected=quoted, asked_figures=1))  # one asked, one stated
+    assert gate.rule_omits(inp(one, expected=quoted, asked_figures=2))  # two asked: half of three = 2 needed
+    assert gate.rule_omits(inp("Zhengzhou has cultivated many little giants.[1]", expected=quoted, asked_figures=0))
 
 
 def test_omits_rule_share_and_refusals():
@@ -230,3 +238,17 @@ def test_every_rule_function_is_in_the_gate():
     names = {n[len("rule_"):] for n in dir(gate) if n.startswith("rule_") and callable(getattr(gate, n))}
     assert names == set(gate.RULES), names ^ set(gate.RULES)
     assert gate.check(inp("Guangzhou's document number is 1398 [1].", language="en", passages=["穗字1398号"])).rules == ["originals"]
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("The regulations took effect on July 2, 2020.[1]", True),  # 2020年7月2日 in the passage
+    ("The regulations took effect on 2 July 2020.[1]", True),
+    ("The regulations took effect on July 3, 2020.[1]", False),  # a date the passage does not state
+    ("By the end of November 2020, loans grew 45.5%.[1]", True),  # the year is the question's
+    ("By the end of November 2019, loans grew 45.5%.[1]", False),
+])
+def test_english_dates_are_checked_as_dates(text, ok):
+    passage = "上海市\n《上海市优化营商环境条例》于2020年7月2日起施行。11月末普惠小微贷款同比增长45.5%。"
+    i = inp(text, passages=[passage], question="By the end of November 2020, how fast had loans grown?", language="en")
+    assert (not gate.rule_english_numbers(i)) == ok, gate.rule_english_numbers(i)
+    assert not gate.rule_originals(i)  # dates need no Chinese original beside them
