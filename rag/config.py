@@ -98,6 +98,10 @@ class LLMConfig:
     gate: bool = True  # show an LLM answer only if it passes the verification gate (rag.gate); else the extractive one
     ask_when_refused: bool = False  # ask the model even when the extractive answerer refused (it may then answer what the decision refused)
     gate_figures: float = 0.5  # gate rule `omits`: share of the figures of the extractive answer's quotes the model's answer must state
+    # where the instructions for the kind of question (JSON format, English, comparative) go: "system" (after the system
+    # prompt, a prefix the llama.cpp KV cache and hosted prompt caches reuse from one question to the next) or "user"
+    # (after the passages, next to the question)
+    instructions: str = "user"
     structured: str = "auto"  # auto | json_object | json_schema | ollama | off: structured output (rag.structured)
     context: str = "plan"  # plan: the passages the question plan selected, trimmed (rag.grounding) | chunks: whole retrieved chunks
     passages: int = 4  # plan context: passages at most (a comparative question: one per city, up to 8)
@@ -158,6 +162,13 @@ class Settings:
         return s
 
 
+# settings that take one of a few words
+CHOICES = {
+    "index.merge": ("background", "inline", "off"),
+    "retrieval.ranking": ("learned", "coverage"),
+    "llm.instructions": ("user", "system"),
+}
+
 # environment variable -> dotted setting
 ENV_MAP = {
     "RAG_INDEX": "index_dir",
@@ -179,6 +190,7 @@ ENV_MAP = {
     "RAG_LLM_TIMEOUT": "llm.timeout",
     "RAG_LLM_GATE": "llm.gate",
     "RAG_LLM_ASK_WHEN_REFUSED": "llm.ask_when_refused",
+    "RAG_LLM_INSTRUCTIONS": "llm.instructions",
     "RAG_LLM_STRUCTURED": "llm.structured",
     "RAG_LLM_CONTEXT": "llm.context",
     "RAG_DECISION": "answer.decision",
@@ -237,6 +249,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
             template = getattr(getattr(s, part), name) if name else getattr(s, part)
             overrides[dotted] = _coerce(template, os.environ[env])
     s = s.with_overrides(**overrides)
+    for dotted, choices in CHOICES.items():
+        part, _, name = dotted.partition(".")
+        value = str(getattr(getattr(s, part), name)).lower()
+        if value not in choices:
+            raise ConfigError(f"{dotted} = {value!r} is not one of: {', '.join(choices)}")
     from .providers import get  # the provider registry (light: no LLM client is imported)
 
     get(s.llm.provider)  # an unknown provider is a configuration error, named with the choices

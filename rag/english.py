@@ -12,6 +12,7 @@ figure in it is one the quoted, cited sentence states. Unit and qualifier words 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -142,6 +143,7 @@ EN_NUMBER = re.compile(
 )
 _EN_SCALE = {"thousand": Decimal(10**3), "million": Decimal(10**6), "m": Decimal(10**6), "billion": Decimal(10**9), "bn": Decimal(10**9), "trillion": Decimal(10**12)}
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # a date written with digits (2024-03-01, 2024年3月, 3月22日): never a figure to translate or to count as an answer
 DATE = re.compile(r"(?:19|20)\d{2}\s*[-/.年]\s*(?:0?[1-9]|1[0-2])(?!\d)(?:\s*[-/.月]\s*\d{1,2}\s*日?)?|(?:19|20)\d{2}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日")
 _ORIGINAL_AFTER = re.compile(r"[^()（）]{0,40}?[(（]([^()（）]*)[)）]")
@@ -242,6 +244,19 @@ def english_dates(prose: str) -> list[EnglishDate]:
     return out
 
 
+def english_share(text: str) -> float:
+    """Latin words against CJK characters outside brackets (the Chinese originals beside figures do not count)."""
+    t = strip_markers(text)
+    t = re.sub(r"[(（][^()（）]*[)）]", " ", t)
+    words = len(_LATIN_WORD.findall(t))
+    cjk = len(_CJK.findall(t)) / 2  # two characters make about one word
+    return words / (words + cjk) if words + cjk else 0.0
+
+
+def is_english(text: str) -> bool:
+    return english_share(text) >= 0.6
+
+
 def has_original(prose: str, f: EnglishFigure) -> bool:
     """A bracket with a Chinese figure follows the English figure (within 40 characters)."""
     after = _ORIGINAL_AFTER.match(prose, f.end)
@@ -282,8 +297,9 @@ def render_originals(text: str, passages: list[str]) -> tuple[str, list[Rendered
     `passages[n-1]` is what marker [n] cites. Per sentence, an English figure whose value a cited passage states
     gets that figure in brackets; a money figure is re-rendered from the passage (CNY 2,000 (每月2000元)). A money
     figure whose digits are a cited figure's but whose value is not (the model wrote 亿 as billion or 万 as million)
-    is replaced by the passage's figure in English, marked "rescaled". Anything else is left as the model wrote
-    it: the gate's `english_numbers` and `originals` rules judge it."""
+    is replaced by the passage's figure in English, marked "rescaled". An English date the passage states gets the
+    passage's date beside it ("June 7 (6月7日)"). Anything else is left as the model wrote it: the gate's
+    `english_numbers` and `originals` rules judge it."""
     out: list[str] = []
     done: list[Rendered] = []
     for a, b in sentence_spans(text):
@@ -293,41 +309,59 @@ def render_originals(text: str, passages: list[str]) -> tuple[str, list[Rendered
         if not support:
             out.append(sentence)
             continue
-        mentions = [(x, p) for p in support for x in find_numbers(p) if not is_date(x, p)]
         masked = _masked(sentence)
+        edits = sorted(_date_edits(sentence, masked, support) + _figure_edits(sentence, masked, support), key=lambda e: e[0])
         pieces: list[str] = []
         cursor = 0
-        for f in english_figures(masked):
-            if f.start < cursor or has_original(masked, f) or not needs_original(masked, f):
+        for start, end, new, kind in edits:
+            if start < cursor:
                 continue
-            lead = _MONEY_BEFORE.search(masked[: f.start])
-            tail = _MONEY_AFTER.match(masked[f.end :])
-            is_money = bool(lead or tail)
-            same = [(x, p) for x, p in mentions if x.value.normalize() == f.value]
-            if is_money:
-                same = [(x, p) for x, p in same if x.unit == "元"]
-            else:
-                same.sort(key=lambda xp: xp[0].unit == "元")  # a count before a sum of money of the same value
-            kind = "original"
-            if not same and is_money:
-                same = [(x, p) for x, p in mentions if x.unit == "元" and _digits(x) == f.digits and x.value.normalize() != f.value]
-                kind = "rescaled"
-                if len({x.value for x, _ in same}) != 1:
-                    continue  # no cited figure, or several it could be: leave it to the gate
-            if not same:
-                continue
-            x, p = same[0]
-            start = lead.start() if lead else f.start
-            end = f.end + (tail.end() if tail else 0)
-            if is_money:
-                new = f"{money(x.value)} ({x.surface.strip()})"
-            else:
-                new = f"{sentence[f.start:f.end].rstrip()} ({x.surface.strip()})"
-                end = f.end
-            pieces.append(sentence[cursor:start])
-            pieces.append(new)
+            pieces += [sentence[cursor:start], new]
             done.append(Rendered(sentence[start:end].strip(), new, kind))
             cursor = end
         pieces.append(sentence[cursor:])
         out.append("".join(pieces))
     return "".join(out), done
+
+
+def _date_edits(sentence: str, masked: str, support: list[str]) -> list[tuple[int, int, str, str]]:
+    text = unicodedata.normalize("NFKC", " ".join(support))
+    edits = []
+    for d in english_dates(masked):
+        if _ORIGINAL_AFTER.match(masked, d.end) and re.search(r"\d", _ORIGINAL_AFTER.match(masked, d.end).group(1)):
+            continue  # a bracket with digits follows already
+        found = next((c for c in sorted(d.chinese(), key=len, reverse=True) if re.search(rf"(?<!\d){re.escape(c)}", text)), None)
+        if found:
+            edits.append((d.start, d.end, f"{sentence[d.start:d.end]} ({found})", "original"))
+    return edits
+
+
+def _figure_edits(sentence: str, masked: str, support: list[str]) -> list[tuple[int, int, str, str]]:
+    mentions = [(x, p) for p in support for x in find_numbers(p) if not is_date(x, p)]
+    edits = []
+    for f in english_figures(masked):
+        if has_original(masked, f) or not needs_original(masked, f):
+            continue
+        lead = _MONEY_BEFORE.search(masked[: f.start])
+        tail = _MONEY_AFTER.match(masked[f.end :])
+        is_money = bool(lead or tail)
+        same = [(x, p) for x, p in mentions if x.value.normalize() == f.value]
+        if is_money:
+            same = [(x, p) for x, p in same if x.unit == "元"]
+        else:
+            same.sort(key=lambda xp: xp[0].unit == "元")  # a count before a sum of money of the same value
+        kind = "original"
+        if not same and is_money:
+            same = [(x, p) for x, p in mentions if x.unit == "元" and _digits(x) == f.digits and x.value.normalize() != f.value]
+            kind = "rescaled"
+            if len({x.value for x, _ in same}) != 1:
+                continue  # no cited figure, or several it could be: leave it to the gate
+        if not same:
+            continue
+        x, _ = same[0]
+        if is_money:
+            start, end = (lead.start() if lead else f.start), f.end + (tail.end() if tail else 0)
+            edits.append((start, end, f"{money(x.value)} ({x.surface.strip()})", kind))
+        else:
+            edits.append((f.start, f.end, f"{sentence[f.start:f.end].rstrip()} ({x.surface.strip()})", kind))
+    return edits

@@ -35,13 +35,12 @@ Rules (each a function returning the problems it found, in `RULES` order):
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-from .english import DATE, english_dates, english_figures, has_original, needs_original
+from .english import DATE, english_dates, english_figures, english_share, has_original, is_english, needs_original
 from .verify import (
     MARKER,
     REFUSAL_MARK,
@@ -71,8 +70,7 @@ class GateInput:
     asks_figure: bool = False  # the question asks for a figure or a date (the plan's parts)
     asked_units: list[str] = field(default_factory=list)  # the kinds of figure the plan's parts ask (money, date, count:家 …)
     expected: list[str] = field(default_factory=list)  # the figures the extractive answer states (surfaces: 2000元, 10万元)
-    min_expected: float = 0.5  # share of those an answer must state too (`[llm] gate_figures`) …
-    asked_figures: int = 0  # … but no more than the figures the question asks (the plan's parts that ask one; 0 = 1)
+    min_expected: float = 0.5  # share of those an answer must state too (`[llm] gate_figures`)
     question: str = ""  # the question as asked (an answer that only restates it says nothing)
 
 
@@ -160,23 +158,6 @@ def rule_numbers(inp: GateInput) -> list[str]:
             if not number_supported(x, support) and x.surface not in missing:
                 missing.append(x.surface)
     return [f"{len(missing)} number(s) not in the cited passage: {'、'.join(missing[:5])}"] if missing else []
-
-
-_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def english_share(text: str) -> float:
-    """Latin words against CJK characters outside brackets (the Chinese originals beside figures do not count)."""
-    t = strip_markers(text)
-    t = re.sub(r"[(（][^()（）]*[)）]", " ", t)
-    words = len(_LATIN_WORD.findall(t))
-    cjk = len(_CJK.findall(t)) / 2  # two characters make about one word
-    return words / (words + cjk) if words + cjk else 0.0
-
-
-def is_english(text: str) -> bool:
-    return english_share(text) >= 0.6
 
 
 def _passage_values(passages: list[str]) -> tuple[set[Decimal], str]:
@@ -362,17 +343,13 @@ def _values(text: str) -> set[Decimal]:
 
 def rule_omits(inp: GateInput) -> list[str]:
     """The model's answer states the figures the extractive answer found (by value, in any language): an answer
-    that drops them says less than what would be shown instead. It needs `min_expected` of them, but never more
-    than the question asks for (one per part of the plan that asks a figure): the quoted sentences also carry
-    figures nobody asked about."""
+    that drops them says less than what would be shown instead."""
     if not inp.expected or inp.extractive_abstained or _answer_refuses(inp):
         return []
     have = _values(inp.text)
-    expected = list(dict.fromkeys(inp.expected))
-    missing = [e for e in expected if not (_values(e) & have)]
-    need = min(math.ceil(inp.min_expected * len(expected) - 1e-9), max(1, inp.asked_figures))
-    if len(expected) - len(missing) < need:
-        return [f"{len(missing)} of {len(expected)} figure(s) of the extractive answer missing: {', '.join(missing[:5])}"]
+    missing = [e for e in dict.fromkeys(inp.expected) if not (_values(e) & have)]
+    if len(missing) > (1 - inp.min_expected) * len(set(inp.expected)) + 1e-9:
+        return [f"{len(missing)} of {len(set(inp.expected))} figure(s) of the extractive answer missing: {', '.join(missing[:5])}"]
     return []
 
 

@@ -138,12 +138,14 @@ def _expected_figures(ans: Answer) -> list[str]:
 
 
 def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_ctx: int, reserve: int,
-                 texts: list[str] | None = None, structured: bool = False) -> Prompt:
+                 texts: list[str] | None = None, structured: bool = False, instructions: str = "user") -> Prompt:
     """The prompt for `hits` (best first) that fits n_ctx with `reserve` tokens left for the answer.
 
     `texts`: what the model reads of each hit (rag.grounding's trimmed passages; default the whole chunk).
     `structured`: the JSON answer format is asked for (prompts/structured.txt is appended); an English
-    question gets prompts/english.txt."""
+    question gets prompts/english.txt. `instructions` ([llm] instructions): those go after the passages
+    ("user") or after the system prompt ("system": the same prefix for every question of a kind, which the
+    model server does not read again)."""
     refusal = load_prompt("refusal").strip()
     system = fill(load_prompt("system"), refusal=refusal)
     template = load_prompt("comparative" if query.comparative else "answer")
@@ -154,7 +156,9 @@ def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_c
             extra.append(load_prompt("structured_comparative"))
     if getattr(query, "language", "zh") == "en":
         extra.append(load_prompt("english"))
-    if extra:
+    if extra and instructions == "system":
+        system = system + "\n\n" + "\n".join(extra)
+    elif extra:
         head, sep, tail = template.rpartition("回答：")
         template = (head.rstrip() + "\n" + "\n".join(extra) + "\n\n" + sep + tail) if sep else template + "\n" + "\n".join(extra)
     passage_template = load_prompt("passage")
@@ -406,7 +410,8 @@ def llm_answer(
         sel = _select(settings, query, hits, fallback)
         local = provider != "openai" or bool(cfg.base_url and _is_local(cfg.base_url))
         mode = mode_for(provider, cfg.structured, cfg.base_url, local=local)
-        prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, structured=bool(mode))
+        prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, structured=bool(mode),
+                              instructions=cfg.instructions)
         _emit(on_event, stage="generate", model=info["model"], passages=len(prompt.hits))
         t_gen = time.perf_counter()
 
@@ -429,7 +434,7 @@ def llm_answer(
             if not mode or not _structured_refused(e):
                 raise
             mode = ""  # the server refused the structured request: ask again for plain text
-            prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts)
+            prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, instructions=cfg.instructions)
             raw = generate(backend, prompt, tokens_out, cfg.timeout, stats=stats)
     except LLMError:
         raise
@@ -454,7 +459,6 @@ def llm_answer(
         unknown_places=list(query.unknown_places), extractive_abstained=fallback.abstained, language=getattr(query, "language", "zh"),
         asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text,
         asked_units=[p.unit for p in (query.parts or []) if p.asks_number and p.unit],
-        asked_figures=sum(1 for p in (query.parts or []) if p.asks_number),
         expected=[] if fallback.abstained else _expected_figures(fallback),
         min_expected=cfg.gate_figures,
     ))

@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 from typing import Protocol
 
+from .english import is_english
 from .places import _AMBIGUOUS_SHORT, find_places, normalise_place, short_name
 from .textproc import (
     QUESTION_STOP,
@@ -188,7 +189,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         low = normalise(f"{part} {expand_english(part)}").lower()
         terms = [t for t in plan.terms if t in low] + plan.terms
     asked = re.sub(r"《[^》]*》", "", part)  # 《上海市2013-2015年…办法》 is a name, not the year asked about
-    english = not re.search(r"[\u4e00-\u9fff]", part)
+    english = is_english(part)
     number = asks_number(part)
     return PlanPart(
         text=part,
@@ -217,7 +218,7 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     simple = to_simplified(text)
     plan = QuestionPlan(text=text)
     written: list[str] = []
-    plan.language = "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+    plan.language = "en" if is_english(text) else "zh"  # "…as a specialized (专精特新) enterprise?" is English
     indexed = set(lexicon.cities())
     if cities:
         plan.cities = [normalise_place(c) for c in cities]

@@ -150,3 +150,10 @@ def test_years_and_dates_need_no_original(prose, year_or_date):
 
     f = english_figures(prose)[0]
     assert needs_original(prose, f) is (not year_or_date)
+
+
+def test_an_english_date_gets_the_passages_date_beside_it():
+    passage = "广州市\n6月7日，我局与洪代表电话沟通。条例于2020年7月2日起施行。"
+    text, done = render_originals("On June 7, the bureau phoned the deputy.[1] It took effect on July 2, 2020.[1]", [passage])
+    assert text == "On June 7 (6月7日), the bureau phoned the deputy.[1] It took effect on July 2, 2020 (2020年7月2日).[1]"
+    assert render_originals("On June 8, the bureau phoned.[1]", [passage]) == ("On June 8, the bureau phoned.[1]", [])

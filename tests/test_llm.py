@@ -208,6 +208,20 @@ def _hit(text: str, n: int = 1, city: str = "营口市", doc: str = "yingkou") -
     return Hit(chunk=chunk, score=1.0 / n, rank=n)
 
 
+def test_instructions_for_the_kind_of_question_go_where_llm_instructions_says():
+    from rag.llm import build_prompt, estimate_tokens, load_prompt
+
+    hits = [_hit("营口市对博士每月补贴2000元。", 1)]
+    q = Query("How much does Yingkou pay doctoral graduates per month?", language="en")
+    after = build_prompt(q, hits, estimate_tokens, 4096, 256, structured=True)
+    before = build_prompt(q, hits, estimate_tokens, 4096, 256, structured=True, instructions="system")
+    for extra in (load_prompt("english"), load_prompt("structured")):
+        assert extra in after.user and extra not in after.system
+        assert extra in before.system and extra not in before.user  # a prefix shared by every English question
+    assert before.user.index("<passage id=1>") < before.user.index("问题：")
+    assert before.system.startswith(after.system)  # the common system prompt first: its cache is shared by all kinds
+
+
 def test_passages_are_wrapped_as_data_and_cannot_escape():
     from rag.llm import build_prompt, estimate_tokens, load_prompt
 

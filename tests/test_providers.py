@@ -109,6 +109,17 @@ def test_config_rejects_an_unknown_provider(monkeypatch):
         load_settings()
 
 
+@pytest.mark.parametrize("env, setting", [("RAG_INDEX_MERGE", "index.merge"), ("RAG_LLM_INSTRUCTIONS", "llm.instructions"), ("RAG_RANKING", "retrieval.ranking")])
+def test_config_rejects_a_word_not_among_the_choices(monkeypatch, env, setting):
+    from rag.config import CHOICES, ConfigError, load_settings
+
+    monkeypatch.setenv(env, "sometimes")
+    with pytest.raises(ConfigError, match=f"{setting} = 'sometimes' is not one of: {', '.join(CHOICES[setting])}"):
+        load_settings()
+    monkeypatch.setenv(env, CHOICES[setting][-1])
+    load_settings()
+
+
 def test_the_chat_maps_its_boxes_through_the_registry(bundled_index):
     from rag.webapp.service import ChatService
 
