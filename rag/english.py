@@ -146,6 +146,7 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 # a date written with digits (2024-03-01, 2024年3月, 3月22日): never a figure to translate or to count as an answer
 DATE = re.compile(r"(?:19|20)\d{2}\s*[-/.年]\s*(?:0?[1-9]|1[0-2])(?!\d)(?:\s*[-/.月]\s*\d{1,2}\s*日?)?|(?:19|20)\d{2}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日")
+_BRACKET = re.compile(r"[(（][^()（）]*[)）]")
 _ORIGINAL_AFTER = re.compile(r"[^()（）]{0,40}?[(（]([^()（）]*)[)）]")
 _MONEY_BEFORE = re.compile(r"(?:\b(?:CNY|RMB|yuan)\s*|[¥￥]\s*)$", re.I)
 _MONEY_AFTER = re.compile(r"^\s*(?:yuan\b|RMB\b|CNY\b)", re.I)
@@ -268,6 +269,8 @@ def needs_original(prose: str, f: EnglishFigure) -> bool:
     July 2, 2020), not a percentage (15% is written the same in both languages)."""
     if f.is_year(prose) or f.scale in ("%", "percent") or DATE.match(prose, f.start):
         return False
+    if any(m.start() < f.start < m.end() for m in _BRACKET.finditer(prose)):
+        return False  # inside the brackets: an original or an aside ("(2020-07-02)"), not a figure of the English text
     return not any(d.start <= f.start < d.end for d in english_dates(prose))
 
 

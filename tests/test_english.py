@@ -157,3 +157,10 @@ def test_an_english_date_gets_the_passages_date_beside_it():
     text, done = render_originals("On June 7, the bureau phoned the deputy.[1] It took effect on July 2, 2020.[1]", [passage])
     assert text == "On June 7 (6月7日), the bureau phoned the deputy.[1] It took effect on July 2, 2020 (2020年7月2日).[1]"
     assert render_originals("On June 8, the bureau phoned.[1]", [passage]) == ("On June 8, the bureau phoned.[1]", [])
+
+
+def test_figures_inside_the_brackets_are_originals_not_figures_to_render():
+    from rag.english import needs_original
+
+    prose = "It took effect on July 2, 2020 (2020-07-02) and covers 30 (30个) matters."
+    assert [f.text for f in english_figures(prose) if needs_original(prose, f)] == ["30"]
