@@ -132,7 +132,7 @@ class IndexConfig:
     # max_segments, or rewrites a segment whose tombstoned (deleted or replaced) share passes max_dead_fraction
     max_segments: int = 8
     max_dead_fraction: float = 0.25
-    # when that merge runs: "background" (a detached `rag compact --auto` after the ingest returns; it builds the
+    # when that merge runs: "background" (a detached `rag compact --segments …` after the ingest returns; it builds the
     # merged segment without the lock and publishes it in one short locked step), "inline" (inside the ingest), "off"
     merge: str = "background"
 

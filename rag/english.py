@@ -247,8 +247,7 @@ def english_dates(prose: str) -> list[EnglishDate]:
 
 def english_share(text: str) -> float:
     """Latin words against CJK characters outside brackets (the Chinese originals beside figures do not count)."""
-    t = strip_markers(text)
-    t = re.sub(r"[(（][^()（）]*[)）]", " ", t)
+    t = _BRACKET.sub(" ", strip_markers(text))
     words = len(_LATIN_WORD.findall(t))
     cjk = len(_CJK.findall(t)) / 2  # two characters make about one word
     return words / (words + cjk) if words + cjk else 0.0
@@ -331,7 +330,8 @@ def _date_edits(sentence: str, masked: str, support: list[str]) -> list[tuple[in
     text = unicodedata.normalize("NFKC", " ".join(support))
     edits = []
     for d in english_dates(masked):
-        if _ORIGINAL_AFTER.match(masked, d.end) and re.search(r"\d", _ORIGINAL_AFTER.match(masked, d.end).group(1)):
+        after = _ORIGINAL_AFTER.match(masked, d.end)
+        if after and re.search(r"\d", after.group(1)):
             continue  # a bracket with digits follows already
         found = next((c for c in sorted(d.chinese(), key=len, reverse=True) if re.search(rf"(?<!\d){re.escape(c)}", text)), None)
         if found:

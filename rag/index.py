@@ -780,7 +780,7 @@ class FaissStore:
                 c_parts.append(p.tf[keep].astype(np.int64))
             post = Postings._from_triples(terms, np.concatenate(t_parts), np.concatenate(r_parts), np.concatenate(c_parts), doclen, len(rows))
             tmp = self._build_segment("merge", chunks, vectors, postings=post)
-        return MergeWork(base=gen.name, chosen=chosen, moved=moved, dropped_rows=dead, tmp=tmp)
+        return MergeWork(chosen=chosen, moved=moved, dropped_rows=dead, tmp=tmp)
 
     def finish_merge(self, work: "MergeWork") -> dict | None:
         """Publish a prepared merge against the generation that is current now (the caller holds the ingest lock).
@@ -789,16 +789,14 @@ class FaissStore:
         still where the merge took it from, the merge is stale: nothing is published (None) and its segment goes."""
         m = self.read_manifest()
         if m is None:
-            if work.tmp is not None:
-                shutil.rmtree(work.tmp, ignore_errors=True)
+            work.discard()
             return None
         documents = {k: dict(v) for k, v in m["documents"].items()}
         current = m.get("segments") or []
         still = [d for d in work.moved if d in documents and documents[d]["segment"] in work.chosen]
         gone = [e for e in current if e["name"] in work.chosen]
         if not still and not any(int(e.get("dead_rows", 0)) for e in gone):
-            if work.tmp is not None:
-                shutil.rmtree(work.tmp, ignore_errors=True)
+            work.discard()
             return None
         segments = [dict(e) for e in current if e["name"] not in work.chosen]
         seg_name = None
@@ -812,11 +810,11 @@ class FaissStore:
                     entry["dead_docs"] = sorted(set(entry["dead_docs"]) | {d})
                     entry["dead_rows"] += n
             segments.append(entry)
-        elif work.tmp is not None:
-            shutil.rmtree(work.tmp, ignore_errors=True)
+        else:
+            work.discard()
         extra = {k: v for k, v in m.items() if k == "parsing"}
         name = self._publish(self._manifest(m["embedder"], m["dim"], documents, segments, extra), self.read_docs())
-        return {"generation": name, "segment": seg_name, "merged": [e["name"] for e in gone], "dropped_rows": work.dropped_rows, "base": work.base}
+        return {"generation": name, "segment": seg_name, "merged": [e["name"] for e in gone], "dropped_rows": work.dropped_rows}
 
     def _cleanup(self, keep: set[str | None]) -> None:
         """Remove old generations (the previous one stays for readers still loading it), the segments no kept
@@ -852,11 +850,15 @@ class FaissStore:
 class MergeWork:
     """A merge built by FaissStore.prepare_merge, waiting for finish_merge."""
 
-    base: str  # the generation it was built from
     chosen: list[str]  # the segments it replaces
     moved: dict[str, int]  # the live documents of those segments then, with their passages
     dropped_rows: int  # tombstoned rows left out
     tmp: Path | None  # the built segment (None: no live row, the segments just go)
+
+    def discard(self) -> None:
+        """Remove the built segment (a merge that is not published)."""
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 IndexStore = FaissStore  # the name every caller used before there were two backends

@@ -6,7 +6,6 @@ Only one ingest runs per index (a lock file); failures of single files never tou
 """
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ class IngestReport:
     merged_into: str = ""
     merge_dropped_rows: int = 0  # tombstoned passages the merge left out
     merge_pending: list[str] = field(default_factory=list)  # segments a merge should fold ([index] merge = "background")
-    merge_pid: int = 0  # the background `rag compact --auto` started for them
+    merge_pid: int = 0  # the background `rag compact --segments …` started for them
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -359,8 +358,7 @@ def compact_index(settings: Settings, lock_timeout: float = 0, auto: bool = Fals
                 try:
                     lock.acquire(timeout=lock_timeout)
                 except Timeout as e:
-                    if work.tmp is not None:
-                        shutil.rmtree(work.tmp, ignore_errors=True)
+                    work.discard()
                     raise IndexLocked(f"an ingest held the index at {store.dir} for {lock_timeout:.0f} s; the merge was not published") from e
                 try:
                     t = time.perf_counter()
