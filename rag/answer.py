@@ -59,6 +59,37 @@ def _is_item_title(sentence: str) -> bool:
     return len(sentence) <= 24 and not _NUMBER.search(ITEM_MARKER.sub("", sentence))
 
 
+# a sentence announcing a list that the next items tell (主要开展了以下工作: / 从以下四个方面:), not the reply itself
+_INTRODUCER = re.compile(r"(以下|如下|下列|[几一二三四五六七八九十两]个?方面|[几一二三四五六七八九十两]点)[^。:：]{0,12}[:：]\s*$")
+_WHOLE_REPLY = re.compile(r"(答复|回复|函复|复函|报告|汇报|说明)(如下|以下)")
+
+
+def introduces_list(sentence: str) -> bool:
+    """主要开展了以下工作: announces the items after it; 现答复如下: announces the whole reply (no list)."""
+    return bool(_INTRODUCER.search(sentence)) and not _WHOLE_REPLY.search(sentence)
+
+
+def following_items(doc_chunks: list[Chunk], intro: Chunk) -> list[Chunk]:
+    """The outline items right after a chunk, in document order: the run of chunks whose sections are items
+    (一是… / (一)… / 1.…) at the depth of the first one, with what is inside each."""
+    try:
+        start = next(i for i, c in enumerate(doc_chunks) if c.chunk_id == intro.chunk_id) + 1
+    except StopIteration:
+        return []
+    out: list[Chunk] = []
+    depth, parent = 0, []
+    for c in doc_chunks[start:]:
+        path = c.section_path
+        if not depth:
+            if not path or not ITEM_MARKER.match(path[-1]):
+                return []
+            depth, parent = len(path), path[:-1]
+        elif len(path) < depth or path[: depth - 1] != parent or not ITEM_MARKER.match(path[depth - 1]):
+            break
+        out.append(c)
+    return out
+
+
 def _next_sentence(sents: list[_Sent], s: _Sent) -> _Sent | None:
     """The sentence after `s` in the same passage (what an item title goes on to say)."""
     return next((x for x in sents if x.order == s.order + 1 and x.hit is s.hit), None)
@@ -171,9 +202,13 @@ class ExtractiveAnswerer:
         # who made the proposal: the deputies named with it (谭聪圣代表提出的…), else the salutation (徐兵、陈志奇委员:)
         "addressee": (re.compile(r"[\u4e00-\u9fff、]{2,24}(代表|委员)(等\d*人)?(提出|联名|[:：])"), re.compile(r"^(尊敬的)?[^\s:：，,。]{2,30}[:：]$")),
         # the proposal's number (第0239号代表建议) and the reply's document number (沪经信建〔2020〕65号) are two things
-        "number": (re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号"),),
-        "doc_number": (re.compile(r"[\u4e00-\u9fff]{0,8}[〔\[(（]\d{4}[〕\])）]\s*\d+\s*号"),),
-        "date": (re.compile(r"^(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$"), re.compile(r"(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")),
+        "number": (re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号"), re.compile(r"编号\s*[:：|]?\s*\|?\s*[A-Za-z0-9\-]{3,}")),
+        "doc_number": (re.compile(r"[\u4e00-\u9fff]{0,8}[〔\[(（]\d{4}[〕\])）]\s*第?\s*\d+\s*号"),),
+        # 2021年3月22日 alone on a line, then within a line; else a portal's 2020-11-12 (提交日期: 2017-01-16)
+        "date": (re.compile(r"^(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$"), re.compile(r"(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"),
+                 re.compile(r"(?<!\d)(19|20)\d{2}-\d{1,2}-\d{1,2}(?!\d)")),
+        "topic": (re.compile(r"《[^》]{2,80}(建议|提案|议案)》|“关于[^”]{2,80}(建议|提案|议案)?”"),),
+        "cosigners": (re.compile(r"[\u4e00-\u9fff、]{2,40}(代表|委员)[^。，,]{0,4}(联名|共同)|(您|你)与[\u4e00-\u9fff、]{2,40}(代表|委员)"),),
         "issuer": (re.compile(r"^[\u4e00-\u9fff]{2,30}(局|厅|委员会|委|办公室|办|政府|部)$"),),
     }
 
@@ -194,11 +229,11 @@ class ExtractiveAnswerer:
                 picked.append(_Sent(line, hit, 1.0, 1.0, True, len(picked)))
                 self._why.append({"decision": "answer", "route": "meta", "intent": intent, "sentence": line, "source": "reply text"})
                 continue
-            value = {"date": meta.date, "issuer": meta.issuer, "addressee": meta.addressee, "number": meta.number}.get(intent, "") if meta else ""
+            value = {"date": meta.date, "issuer": meta.issuer, "addressee": meta.addressee, "number": meta.number, "topic": meta.title}.get(intent, "") if meta else ""
             first = (self.section_chunks(doc_id, []) or [None])[0]
             if value and first is not None:
                 hit = next((h for h in hits if h.chunk.chunk_id == first.chunk_id), Hit(chunk=first, score=0.0, rank=len(hits) + 1))
-                label = {"date": "答复日期", "issuer": "答复单位", "addressee": "答复对象", "number": "建议/提案编号"}[intent]
+                label = {"date": "答复日期", "issuer": "答复单位", "addressee": "答复对象", "number": "建议/提案编号", "topic": "建议/提案标题"}[intent]
                 text = f"{label}(据答复的元数据):{value}"
                 picked.append(_Sent(text, hit, 1.0, 1.0, True, len(picked), pieces=("",)))
                 self._why.append({"decision": "answer", "route": "meta", "intent": intent, "sentence": text, "source": "DocMeta"})
@@ -333,13 +368,41 @@ class ExtractiveAnswerer:
             return None
         found = best_heading([h.chunk.section_path for h in hits[:3]], plan.text, self.section_match)
         if found is None:
-            return None
+            return self._introduced(plan, hits)
         hit = hits[found[0]]
         prefix = hit.chunk.section_path[: found[1]]
-        chunks = self.section_chunks(hit.chunk.doc_id, prefix)
-        if not chunks:
+        items = self._items(self.section_chunks(hit.chunk.doc_id, prefix), prefix, hit, hits)
+        if not items:
             return None
-        # one line per item of the section: each line of a chunk is an outline item (merged items keep their lines)
+        self._why.append({"decision": "answer", "route": "section", "section": " › ".join(prefix), "items": len(items)})
+        ans = self._compose([(None, [it]) for it in items])
+        ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}「{ITEM_MARKER.sub('', prefix[-1])}」:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
+        return ans
+
+    def _introduced(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
+        """A list announced by a sentence (主要开展了以下工作:) and told in the items after it (一是…二是…): the
+        sentence that announces it, in one of the best passages and about the question, then one line per item."""
+        for hit in hits[:3]:
+            sents = [x.strip() for x in split_sentences(hit.chunk.text.rstrip().split("\n")[-1]) if x.strip()]
+            intro = sents[-1] if sents else ""
+            if not introduces_list(intro) or self.coverage(plan.whole or plan.parts[0], hit.chunk.text) < self.cfg.introducer_coverage:
+                continue
+            chunks = following_items(self.section_chunks(hit.chunk.doc_id, []), hit.chunk)
+            items = self._items(chunks, [], hit, hits)
+            if not items:
+                continue
+            self._why.append({"decision": "answer", "route": "list", "introducer": intro, "items": len(items)})
+            lead = _Sent(intro, hit, 1.0, 1.0, False, 0)
+            ans = self._compose([(None, [lead]), *((None, [it]) for it in items)])
+            head, *rest = ans.answer.split("\n")
+            ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}:{head}\n" + "\n".join("· " + ln for ln in rest)
+            return ans
+        return None
+
+    def _items(self, chunks: list[Chunk], prefix: list[str], hit: Hit, hits: list[Hit]) -> list[_Sent]:
+        """One line per outline item of the chunks: each line of a chunk is an item (merged items keep their lines);
+        a short section is quoted whole, a long one by each item's title, what it says next and its most telling
+        sentence, within `section_budget` characters."""
         domain = domain_terms()
 
         def salience(x: str) -> float:
@@ -369,12 +432,7 @@ class ExtractiveAnswerer:
             text = "".join(p if p == x else p + "…" for p, x in zip(pieces, sorted(picked, key=sents.index)))  # … marks a cut
             budget -= len(text)
             items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items), pieces))
-        if not items:
-            return None
-        self._why.append({"decision": "answer", "route": "section", "section": " › ".join(prefix), "items": len(items)})
-        ans = self._compose([(None, [it]) for it in items])
-        ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}「{ITEM_MARKER.sub('', prefix[-1])}」:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
-        return ans
+        return items
 
     # -------------------------------------------------------------- comparative
     def _comparative(self, plan: QuestionPlan, hits: list[Hit]) -> Answer:

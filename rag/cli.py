@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -209,7 +210,9 @@ def _print_answer(ans, show_passages: bool = True) -> None:
     from rich.text import Text
 
     style = "yellow" if ans.abstained else "bold"
-    console.print(Panel(Text(ans.answer, style=style), title="答案 Answer" + (f" · {ans.provider}" if ans.provider != "extractive" else ""), expand=True))
+    # "· " + a long line without spaces would wrap after the bullet (Rich breaks at spaces): the bullet stays on it
+    shown = re.sub(r"(?m)^· ", "·", ans.answer)
+    console.print(Panel(Text(shown, style=style), title="答案 Answer" + (f" · {ans.provider}" if ans.provider != "extractive" else ""), expand=True))
     if ans.note:
         err.print(f"[yellow]note:[/] {escape(ans.note)}")
     if ans.unsupported:

@@ -130,6 +130,18 @@ def fold_of(groups: list[str], n_folds: int) -> dict[str, int]:
 FOLD_METRICS = ("hit@1", "mrr", "must_include", "abstain_accuracy", "false_abstain", "citation_valid")
 
 
+def _failures(results: dict[str, list[QuestionResult]]) -> list[dict]:
+    """The questions some system of the fold got wrong, with what each system did (for reading weak folds)."""
+    out = []
+    by_id = {name: {r.id: r for r in rs} for name, rs in results.items()}
+    for first in next(iter(results.values())):
+        rows = {name: rs[first.id] for name, rs in by_id.items()}
+        if any(r.failed and not all(f.startswith(("evidence rank", "doc_recall")) for f in r.failed) for r in rows.values()):
+            out.append({"id": first.id, "question": first.question, "answerable": first.answerable,
+                        **{name: {"failed": r.failed, "answer": r.answer[:300]} for name, r in rows.items()}})
+    return out
+
+
 def _spread(values: list[float]) -> dict[str, float]:
     return {"mean": round(statistics.mean(values), 4), "min": round(min(values), 4), "max": round(max(values), 4),
             "sd": round(statistics.pstdev(values), 4)}
@@ -161,12 +173,16 @@ def run_folds(settings, gold_paths: list[str | Path], n_folds: int = 5, k: int =
         sel_l = prepare(learned_pipe, test, k=k)
         sel_c = [p for p in coverage if p.item.id in test_ids]
         sel_b = [p for p in bm25 if p.item.id in test_ids]
+        results = {
+            "learned": answer_all(learned_pipe, sel_l, model, "learned"),
+            "rules": answer_all(pipe, sel_c, None, "rules"),
+            "bm25_learned": answer_all(pipe, sel_b, model, "learned"),
+        }
         row = {
             "fold": f, "places": sorted(g for g, i in folds.items() if i == f and not g.startswith("unanswerable")),
             "questions": len(sel_c), "threshold": round(model.threshold, 3),
-            "learned": aggregate(answer_all(learned_pipe, sel_l, model, "learned")),
-            "rules": aggregate(answer_all(pipe, sel_c, None, "rules")),
-            "bm25_learned": aggregate(answer_all(pipe, sel_b, model, "learned")),
+            **{name: aggregate(rs) for name, rs in results.items()},
+            "failures": _failures(results),
         }
         table.append(row)
         if progress:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from .english import is_english
-from .places import _AMBIGUOUS_SHORT, find_places, normalise_place, short_name
+from .places import _AMBIGUOUS_SHORT, find_places, normalise_place, province_of, short_name
 from .textproc import (
     QUESTION_STOP,
     asks_for_section,
@@ -34,10 +34,13 @@ MAX_QUERY_CHARS = 2000  # the CLI and the chat refuse longer questions; other ca
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 COMPARATIVE = re.compile(
-    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|文件|复函|部门|单位)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|分别(是|有)|异同|"
+    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|文件|复函)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|异同|"
+    r"[两二三四五几多](份|个|篇|件)(答复|回复|复函|文件)|[两二三四五六七八九十]地|"
     r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
     re.I,
 )
+# 分别是… asks each of several things: of several places (a comparison), or several facts about one reply (meta)
+_SEVERAL = re.compile(r"分别(是|有)")
 _YEAR_FILTER = re.compile(r"((?:19|20)\d{2})\s*年(?:的|度)?(?:答复|回复|建议|提案|文件)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
@@ -63,13 +66,17 @@ _GENERIC_HEAD = set(
 # questions about the reply itself (who it answers, its numbers, its date): answered from DocMeta and its lines
 META_INTENTS: dict[str, re.Pattern[str]] = {
     "addressee": re.compile(
-        r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪几位|哪些人)提出|addressed to|"
+        r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪几位|哪些人)提出|提案人|建议人|提出人|(代表|委员)是谁|addressed to|"
         r"which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I),
     "number": re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)", re.I),
     "doc_number": re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)|发文字号|发文号|document number", re.I),
     "date": re.compile(
         r"落款|答复日期|发文日期|生成日期|发布日期|成文日期|哪天(答复|发布|提交|提出)|落款日期|签发|何时(答复|发布|回复)|什么时候(答复|发布|回复|印发|公布|作出|做出)|(答复|回复|复函)[^?？，,]{0,6}(什么时候|何时|哪天|哪一天|日期|时间)(?!.{0,6}(多少|几))|"
         r"date of the reply|when (was|did) (the|this) (reply|response|answer)|when was it (issued|published|replied)", re.I),
+    # the proposal's own title (建议的主题是什么 -> 《关于…的建议》), and who signed it with the addressee (联名)
+    "topic": re.compile(r"(建议|提案|议案)的?(主题|题目|标题|名称)|关于什么的(建议|提案|议案)|"
+                        r"what (was|is) the (proposal|suggestion|motion) about|title of the (proposal|suggestion|motion)", re.I),
+    "cosigners": re.compile(r"联名|共同提出|还有(哪几位|哪些|谁)[^?？]{0,6}(代表|委员)|who (else|co-?signed)|co-?signers?", re.I),
     "issuer": re.compile(r"(哪个|哪一个|什么)(部门|单位|机关)(答复|回复|作出|办理)|由(谁|哪个部门|哪个单位)(答复|回复|办理)|(答复|回复)(部门|单位|机关)是|which (department|agency|office|bureau) (replied|answered|issued)", re.I),
 }
 
@@ -118,6 +125,17 @@ def place_filter(question: str, indexed: set[str]) -> tuple[list[str], list[str]
     return known, ([] if known else unknown)
 
 
+def named_places(question: str) -> list[str]:
+    """The places a question names side by side (广州和信阳, 岳阳、常德、沈阳): each gazetteer place once, without
+    one that holds another named place (辽宁省沈阳市 names one place, 安徽明光市 one)."""
+    spans = find_places(question)
+
+    def qualifies(p: str, end: int) -> bool:  # 辽宁省|沈阳市: the larger place written right before one inside it
+        return any(q != p and a in (end, end + 1) and (province_of(q) == p or q.startswith(p)) for q, a, _ in spans)
+
+    return list(dict.fromkeys(full for full, _, end in spans if not qualifies(full, end)))
+
+
 def question_parts(question: str) -> list[str]:
     """'…发布了多少融资需求?累计放款多少?' -> two parts, each with its own question word."""
     pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))|,?\s+and\s+(?=(?:to\s+|for\s+|in\s+)?(?:how|what|which|when|who)\b)", question, flags=re.I) if p and p.strip()]
@@ -158,7 +176,8 @@ def _named_concepts(terms: list[str], part: str) -> list[str]:
 
 
 def meta_intents(question: str) -> list[str]:
-    """Which facts about the reply itself the question asks (addressee, number, doc_number, date, issuer).
+    """Which facts about the reply itself the question asks (addressee, number, doc_number, date, issuer, the
+    proposal's topic, its cosigners).
     《…办法》的文号 asks about another document; 《关于…的提案》的编号 about the reply's own proposal."""
     titles = re.findall(r"《([^》]*)》", question)
     if titles and not all(re.search(r"(建议|提案|议案)$", t) for t in titles):
@@ -180,6 +199,9 @@ def _key_terms(topic: str) -> tuple[list[str], dict[str, tuple[str, ...]], str]:
     return terms, alts, official
 
 
+_PROPOSAL_TITLE = re.compile(r"关于[^,，。;；?？《》“”]{2,40}?的?(建议|提案|议案)(?!中|里)")
+
+
 def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
     """The plan of one asked thing; its own terms count twice, the rest of the question once (a later part
     leaves its subject to the first one: …服务平台为多少家企业授信?授信金额是多少?)."""
@@ -188,16 +210,17 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
     else:
         low = normalise(f"{part} {expand_english(part)}").lower()
         terms = [t for t in plan.terms if t in low] + plan.terms
-    asked = re.sub(r"《[^》]*》", "", part)  # 《上海市2013-2015年…办法》 is a name, not the year asked about
+    # 《上海市2013-2015年…办法》 and 关于壮大…企业规模的建议 are names, not the year or the figure asked about
+    asked = _PROPOSAL_TITLE.sub("", re.sub(r"《[^》]*》", "", part))
     english = is_english(part)
-    number = asks_number(part)
+    number = asks_number(asked)
     return PlanPart(
         text=part,
         terms=terms,
         alts=plan.alts,
         heads=list(head_terms(part)),
         asks_number=number,
-        unit=unit_kind(part) if number else "",
+        unit=unit_kind(asked) if number else "",
         qualifiers=[name for name, rx in QUALIFIERS_ASKED.items() if rx.search(part)],
         years=_YEAR.findall(asked),
         years_en=_YEAR_EN.findall(asked) if english else [],
@@ -242,7 +265,7 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     if simple != text:
         plan.official = f"{plan.official} {simple}".strip()
     plan.meta = meta_intents(simple)
-    if COMPARATIVE.search(simple):
+    if COMPARATIVE.search(simple) or len(named_places(simple)) >= 2 or (_SEVERAL.search(simple) and not plan.meta):
         plan.kind = "comparative"
     elif plan.meta:
         plan.kind = "meta"

@@ -211,7 +211,7 @@ def quoted_phrases(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- what a question asks for
 _ASKS_NUMBER = re.compile(
-    r"多少|几[个家户项次场条名人年月天倍批期种所套本册亿万]|百分之几|几成|金额|数额|额度|比例|比重|占比|费率|利率|规模|数量|总额|余额|增长率|增速|多大|多高|多长|"
+    r"多少|(?<!哪)几(?:个(?!方面)|[家户项次场条名人年月天倍批期种所套本册亿万])|百分之几|几成|金额|数额|额度|比例|比重|占比|费率|利率|规模|数量|总额|余额|增长率|增速|多大|多高|多长|"
     r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪天|日期|"
     r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|^\s*when\b|"
     r"\b(which|what) (year|month|date)\b",
@@ -220,6 +220,7 @@ _ASKS_NUMBER = re.compile(
 # a question about a whole section: 沈阳在…方面做了哪些工作?
 SECTION_QUESTION = re.compile(
     r"(哪些|什么|何种)(工作|措施|举措|做法|安排|打算|部署|成效|进展|行动|办法|政策|支持|服务|探索|创新)|怎样|如何|怎么|做了什么|做了哪些|有何(举措|措施|做法|进展|成效)|"
+    r"哪[几一二三四五六七八九十两]?[个项]?方面|[几一二三四五六七八九十两]个方面|哪[几一二三四五六七八九十两]点|讲了哪些|"
     r"what (has|have|did|does|measures|steps|work)",
     re.I,
 )

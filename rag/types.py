@@ -148,7 +148,7 @@ class QuestionPlan:
     kind: str = "fact"  # fact | section | comparative | meta
     parts: list[PlanPart] = field(default_factory=list)
     whole: PlanPart | None = None  # the whole question as one part (the same object as parts[0] when it has one)
-    meta: list[str] = field(default_factory=list)  # meta intents: addressee, number, doc_number, date, issuer
+    meta: list[str] = field(default_factory=list)  # meta intents: addressee, number, doc_number, date, issuer, topic, cosigners
     cities: list[str] = field(default_factory=list)  # filter: full place names
     years: list[str] = field(default_factory=list)  # filter: reply years
     unknown_places: list[str] = field(default_factory=list)  # named in the question, no reply about them

@@ -1,0 +1,167 @@
+"""Lists announced by a sentence, several places in one question, and what a reply says about itself: the named
+parts (rag.answer.introduces_list / following_items, rag.plan.named_places, the meta intents) on made-up text, and
+end to end on a made-up reply ingested into its own index (no bundled reply in it)."""
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import following_items, introduces_list
+from rag.parser import is_boilerplate
+from rag.plan import analyze, meta_intents, named_places
+from rag.textproc import asks_for_section, asks_number
+from rag.types import Chunk
+
+from conftest import settings_for
+
+
+class _Lex:
+    def cities(self):
+        return ["广州市", "信阳市", "天津市", "沈阳市", "辽宁省", "威海市环翠区", "明光市"]
+
+
+@pytest.mark.parametrize(
+    "sentence, announces",
+    [
+        ("近年来,全省中小企业创新能力不断增强。主要开展了以下工作:", True),
+        ("提案中提出从以下四个方面支持本土企业:", True),
+        ("重点做了三个方面工作:", True),
+        ("具体情况如下:", True),
+        ("现答复如下:", False),  # the whole reply, no list
+        ("现将办理情况报告如下:", False),
+        ("主要开展了以下工作。", False),  # no colon: it announces nothing here
+        ("2023年新增企业1.2万户。", False),
+    ],
+)
+def test_introduces_list(sentence, announces):
+    assert introduces_list(sentence) is announces
+
+
+def _chunk(i: int, path: list[str], text: str) -> Chunk:
+    return Chunk(chunk_id=f"d#{i}", doc_id="d", ordinal=i, text=text, section_path=path)
+
+
+def test_following_items_are_the_run_of_items_after_the_introducer():
+    doc = [
+        _chunk(0, ["前言"], "主要开展了以下工作:"),
+        _chunk(1, ["一是抓政策"], "一是抓政策。出台办法。"),
+        _chunk(2, ["二是抓培育"], "二是抓培育。建立培育库。"),
+        _chunk(3, ["二是抓培育"], "培育库入库企业300家。"),  # the same item, continued
+        _chunk(4, ["三是抓服务"], "三是抓服务。"),
+        _chunk(5, ["结语"], "下一步,我们将继续努力。"),
+    ]
+    assert [c.ordinal for c in following_items(doc, doc[0])] == [1, 2, 3, 4]
+    assert following_items(doc, doc[5]) == []  # nothing after
+    assert following_items(doc, doc[2]) == [doc[3], doc[4]]
+
+
+def test_following_items_stay_inside_their_parent():
+    doc = [
+        _chunk(0, ["一、基本情况"], "一、基本情况 全省情况如下:"),
+        _chunk(1, ["一、基本情况", "(一)数量增长"], "(一)数量增长。"),
+        _chunk(2, ["一、基本情况", "(二)活力提升"], "(二)活力提升。"),
+        _chunk(3, ["二、主要工作", "(一)强化领导"], "(一)强化领导。"),
+    ]
+    assert [c.ordinal for c in following_items(doc, doc[0])] == [1, 2]
+    assert following_items(doc, _chunk(9, ["x"], "")) == []  # a chunk not in the document
+
+
+@pytest.mark.parametrize(
+    "question, places",
+    [
+        ("广州和信阳在组建创新联合体方面各做了什么?", ["广州市", "信阳市"]),
+        ("岳阳、常德、沈阳三地的答复中", ["岳阳市", "常德市", "沈阳市"]),
+        ("辽宁省沈阳市对博士补贴多少?", ["沈阳市"]),  # the province only says where 沈阳 is
+        ("威海环翠区和安徽明光市分别有什么成效?", ["威海市", "明光市"]),
+        ("沈阳市和辽宁省分别怎么做的?", ["沈阳市", "辽宁省"]),  # side by side, both are asked about
+        ("天津市科委和天津市财政局的两份答复", ["天津市"]),
+    ],
+)
+def test_named_places(question, places):
+    assert named_places(question) == places
+
+
+def test_kinds_of_several_places_and_of_several_facts_about_one_reply():
+    lex = _Lex()
+    assert analyze("广州和信阳在组建创新联合体方面各做了什么?", lex).kind == "comparative"
+    assert analyze("天津市的两份答复对杀手锏产品的支持分别给出了什么数据?", lex).kind == "comparative"
+    # 分别 over facts about one reply is a meta question, not a comparison of places
+    p = analyze("财政部对第5805号建议的答复,发文字号和发文日期分别是什么?", lex)
+    assert p.kind == "meta" and p.meta == ["doc_number", "date"]
+    # 会同了哪些单位 asks about one reply's co-handlers, not about several replies
+    assert analyze("天津市科委答复刘晓明委员的提案时会同了哪些单位?答复日期是哪天?", lex).kind == "meta"
+
+
+def test_meta_intents_topic_cosigners_proposer():
+    assert meta_intents("第4号建议是哪位代表提出的?建议的主题是什么?") == ["addressee", "topic"]
+    assert "cosigners" in meta_intents("第58号提案,除郑超委员外,还有哪几位委员联名提出?")
+    assert meta_intents("这份提案的答复是哪天发布的?提案人是谁?") == ["addressee", "date"]
+    assert meta_intents("今年营商环境活动的主题是什么?") == []  # a topic of something else
+    assert meta_intents("沈阳还有哪些支持政策?") == []
+
+
+def test_list_questions_are_section_questions_not_figures():
+    assert asks_for_section("在介绍全省民营经济发展基本情况时讲了哪几点?")
+    assert asks_for_section("从哪几个方面进行了说明?") and not asks_number("从哪几个方面进行了说明?")
+    assert asks_for_section("建议从哪四个方面提出支持本土企业?")
+    assert not asks_number("哪几家企业获得了奖励?") and asks_number("有几家企业获得了奖励?")
+
+
+def test_a_proposal_title_is_no_figure_asked():
+    p = analyze("辽宁省工业和信息化厅答复张建国代表关于壮大规上工业企业规模的建议时,结合了哪些部门的协办意见?", _Lex())
+    assert not p.parts[0].asks_number  # 规模 is in the proposal's title
+    p = analyze("关于壮大规上工业企业规模的建议中,全省规上工业企业有多少家?", _Lex())
+    assert p.parts[0].asks_number and p.parts[0].unit == "count:家户"
+
+
+def test_portal_header_line_is_boilerplate():
+    assert is_boilerplate("时间:2022/06/24 09:14:18 来源:威海市环翠区发展和改革局 浏览次数:")
+    assert not is_boilerplate("时间:2022年6月,全区举办银企对接会5场。")
+
+
+REPLY = """source: http://example.invalid/reply
+city: 青岛市
+
+关于支持小微企业数字化转型的提案的答复
+青财函〔2024〕第17号
+发布日期:2024-05-20
+
+王明、李华委员:
+您与赵强、孙丽委员提出的《关于支持小微企业数字化转型的提案》收悉,现答复如下:
+近年来,市财政局坚持把支持小微企业数字化转型作为重点,出台了一系列扶持政策,全市小微企业数字化水平不断提升。主要开展了以下工作:
+一是强化资金引导。设立数字化转型专项资金,每年安排2000万元,对购买工业软件的小微企业给予30%的补助。
+二是搭建服务平台。建成“青数通”公共服务平台,累计为1800家小微企业提供诊断服务。
+三是培育标杆企业。遴选数字化转型标杆企业50家,每家奖励20万元。
+下一步,我们将继续加大支持力度。
+青岛市财政局
+2024年5月20日
+"""
+
+
+@pytest.fixture(scope="module")
+def made_up(tmp_path_factory):
+    from rag.ingest import ingest
+    from rag.pipeline import Pipeline
+
+    root = tmp_path_factory.mktemp("madeup")
+    (root / "replies").mkdir()
+    (root / "replies" / "qingdao.txt").write_text(REPLY, encoding="utf-8")
+    ingest([root / "replies"], settings_for(root / "index"))
+    return Pipeline(settings_for(root / "index"))
+
+
+def test_announced_list_is_answered_item_by_item(made_up):
+    a = made_up.ask("青岛市财政局在支持小微企业数字化转型方面主要开展了哪些工作?")
+    assert not a.abstained, a.answer
+    for item in ("强化资金引导", "搭建服务平台", "培育标杆企业"):
+        assert item in a.answer, a.answer
+    assert any(w.get("route") == "list" for w in a.why)
+    for c in a.citations:  # every quote is the passage's own words
+        for piece in c.quote.split("\n"):
+            assert piece in c.text
+
+
+def test_meta_facts_stated_as_the_reply_states_them(made_up):
+    a = made_up.ask("这份提案是哪几位委员联名提出的?提案的主题是什么?")
+    assert "赵强、孙丽" in a.answer and "关于支持小微企业数字化转型的提案" in a.answer, a.answer
+    a = made_up.ask("青岛市财政局这份答复的发文字号是什么?")
+    assert "青财函〔2024〕第17号" in a.answer, a.answer
