@@ -69,25 +69,51 @@ def introduces_list(sentence: str) -> bool:
     return bool(_INTRODUCER.search(sentence)) and not _WHOLE_REPLY.search(sentence)
 
 
-def following_items(doc_chunks: list[Chunk], intro: Chunk) -> list[Chunk]:
-    """The outline items right after a chunk, in document order: the run of chunks whose sections are items
-    (一是… / (一)… / 1.…) at the depth of the first one, with what is inside each."""
+_MARKER_STYLES = (
+    ("shi", re.compile(r"^第?[一二三四五六七八九十]+是")),
+    ("dun", re.compile(r"^[一二三四五六七八九十]+[、．.]")),
+    ("paren", re.compile(r"^[（(][一二三四五六七八九十]+[)）]")),
+    ("num", re.compile(r"^[（(]?\d+[)）.、．]")),
+    ("circle", re.compile(r"^[①-⑳]")),
+)
+
+
+def marker_style(sentence: str) -> str:
+    """Which kind of outline marker a sentence starts with (一是 / 一、 / (一) / 1. / ①), or ""."""
+    return next((name for name, rx in _MARKER_STYLES if rx.match(sentence)), "")
+
+
+def listed_items(doc_chunks: list[Chunk], chunk: Chunk, leads: Callable[[str], bool], window: int = 8
+                 ) -> tuple[str, list[tuple[Chunk, list[str]]]] | None:
+    """A list inside or after a passage: the first sentence of `chunk` that `leads` accepts and that the first
+    item follows (一是…, in the same paragraph, the next one, or the next passage), and the items, each with the
+    passage of its first sentence and its sentences. The list ends at a marker of another kind (二、 after 三是),
+    or at a paragraph not starting with a marker (a passage cut inside an item goes on with it)."""
     try:
-        start = next(i for i, c in enumerate(doc_chunks) if c.chunk_id == intro.chunk_id) + 1
+        start = next(i for i, c in enumerate(doc_chunks) if c.chunk_id == chunk.chunk_id)
     except StopIteration:
-        return []
-    out: list[Chunk] = []
-    depth, parent = 0, []
-    for c in doc_chunks[start:]:
-        path = c.section_path
-        if not depth:
-            if not path or not ITEM_MARKER.match(path[-1]):
-                return []
-            depth, parent = len(path), path[:-1]
-        elif len(path) < depth or path[: depth - 1] != parent or not ITEM_MARKER.match(path[depth - 1]):
+        doc_chunks, start = [chunk], 0
+    seq: list[tuple[Chunk, bool, str]] = []  # (passage, starts a paragraph, sentence)
+    for c in doc_chunks[start : start + window]:
+        for line in c.text.split("\n"):
+            for n, x in enumerate(x.strip() for x in split_sentences(line) if x.strip()):
+                seq.append((c, n == 0, x))
+    lead_at = next((i for i, (c, _, x) in enumerate(seq[:-1]) if c is chunk and marker_style(seq[i + 1][2]) and leads(x)), None)
+    if lead_at is None:
+        return None
+    style = marker_style(seq[lead_at + 1][2])
+    items: list[tuple[Chunk, list[str]]] = []
+    prev_chunk = chunk
+    for c, para_start, x in seq[lead_at + 1 :]:
+        mark = marker_style(x)
+        if mark == style:
+            items.append((c, [x]))
+        elif mark or (para_start and not (c is not prev_chunk and c.section_path == prev_chunk.section_path)):
             break
-        out.append(c)
-    return out
+        else:
+            items[-1][1].append(x)
+        prev_chunk = c
+    return (seq[lead_at][2], items) if len(items) >= 2 else None
 
 
 def _next_sentence(sents: list[_Sent], s: _Sent) -> _Sent | None:
@@ -380,20 +406,35 @@ class ExtractiveAnswerer:
         return ans
 
     def _introduced(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
-        """A list announced by a sentence (主要开展了以下工作:) and told in the items after it (一是…二是…): the
-        sentence that announces it, in one of the best passages and about the question, then one line per item."""
+        """A list led by a sentence and told in the items after it (一是…二是…), in one of the best passages: the
+        lead (主要开展了以下工作: / 构建了“四维一体”的…体系。, a sentence saying most of the question), then one
+        line per item (its title and what it says next), from the same paragraph or the passages that follow."""
+        part = plan.whole or plan.parts[0]
+
+        def leads(sentence: str) -> bool:  # it announces a list, or says most of the question
+            return introduces_list(sentence) or self.coverage(part, sentence) >= self.cfg.list_lead_coverage
+
         for hit in hits[:3]:
-            sents = [x.strip() for x in split_sentences(hit.chunk.text.rstrip().split("\n")[-1]) if x.strip()]
-            intro = sents[-1] if sents else ""
-            if not introduces_list(intro) or self.coverage(plan.whole or plan.parts[0], hit.chunk.text) < self.cfg.introducer_coverage:
+            if self.coverage(part, hit.chunk.text) < self.cfg.introducer_coverage:
                 continue
-            chunks = following_items(self.section_chunks(hit.chunk.doc_id, []), hit.chunk)
-            items = self._items(chunks, [], hit, hits)
-            if not items:
+            doc = self.section_chunks(hit.chunk.doc_id, []) if self.section_chunks else []
+            found = listed_items(doc, hit.chunk, leads)
+            if found is None:
                 continue
-            self._why.append({"decision": "answer", "route": "list", "introducer": intro, "items": len(items)})
-            lead = _Sent(intro, hit, 1.0, 1.0, False, 0)
-            ans = self._compose([(None, [lead]), *((None, [it]) for it in items)])
+            lead, listed = found
+            by_id = {h.chunk.chunk_id: h for h in hits}
+            items, budget = [], self.cfg.section_budget
+            for n, (c, sents) in enumerate(listed):
+                if budget <= 0:
+                    break
+                picked = sents[:2] if _is_item_title(sents[0]) else sents[:1]
+                pieces = tuple(_head_clauses(x, 150) for x in picked)
+                text = "".join(q if q == x else q + "…" for q, x in zip(pieces, picked))  # … marks a cut
+                budget -= len(text)
+                chit = by_id.get(c.chunk_id) or Hit(chunk=c, score=hit.score, rank=hit.rank)
+                items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), n + 1, pieces))
+            self._why.append({"decision": "answer", "route": "list", "lead": lead, "items": len(items)})
+            ans = self._compose([(None, [_Sent(lead, hit, 1.0, 1.0, False, 0)]), *((None, [it]) for it in items)])
             head, *rest = ans.answer.split("\n")
             ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}:{head}\n" + "\n".join("· " + ln for ln in rest)
             return ans

@@ -74,7 +74,8 @@ class AnswerConfig:
     clause_window: int = 160  # a longer sentence is cut to its best run of clauses
     whole_section_chars: int = 600  # a section up to this long is quoted whole, a longer one item by item
     section_budget: int = 1000  # characters of a section answer
-    introducer_coverage: float = 0.4  # a passage announcing a list (以下工作:) covers this share of the question's terms
+    introducer_coverage: float = 0.4  # a passage leading a list (以下工作:) covers this share of the question's terms
+    list_lead_coverage: float = 0.6  # a sentence saying this share of a list question leads the items after it
     comparative_share: float = 0.5  # a city is listed when its best sentence covers this share of the best city's
     comparative_min_coverage: float = 0.2  # and at least this
     comparative_more_share: float = 0.7  # a city's second sentence scores at least this share of its first

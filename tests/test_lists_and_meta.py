@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import following_items, introduces_list
+from rag.answer import introduces_list, listed_items, marker_style
 from rag.parser import is_boilerplate
 from rag.plan import analyze, meta_intents, named_places
 from rag.textproc import asks_for_section, asks_number
@@ -40,29 +40,46 @@ def _chunk(i: int, path: list[str], text: str) -> Chunk:
     return Chunk(chunk_id=f"d#{i}", doc_id="d", ordinal=i, text=text, section_path=path)
 
 
-def test_following_items_are_the_run_of_items_after_the_introducer():
+def _leads(sentence: str) -> bool:
+    return introduces_list(sentence) or "体系" in sentence
+
+
+@pytest.mark.parametrize(
+    "sentence, style",
+    [("一是抓政策。", "shi"), ("二、主要工作", "dun"), ("(三)强化领导。", "paren"), ("2、建立融资平台", "num"),
+     ("①设立基金", "circle"), ("近年来,全省…", "")],
+)
+def test_marker_style(sentence, style):
+    assert marker_style(sentence) == style
+
+
+def test_listed_items_after_the_passage_in_the_passages_that_follow():
     doc = [
-        _chunk(0, ["前言"], "主要开展了以下工作:"),
+        _chunk(0, ["前言"], "近年来成效明显。主要开展了以下工作:"),
         _chunk(1, ["一是抓政策"], "一是抓政策。出台办法。"),
         _chunk(2, ["二是抓培育"], "二是抓培育。建立培育库。"),
-        _chunk(3, ["二是抓培育"], "培育库入库企业300家。"),  # the same item, continued
+        _chunk(3, ["二是抓培育"], "培育库入库企业300家。"),  # the same item, its passage cut: it goes on
         _chunk(4, ["三是抓服务"], "三是抓服务。"),
         _chunk(5, ["结语"], "下一步,我们将继续努力。"),
     ]
-    assert [c.ordinal for c in following_items(doc, doc[0])] == [1, 2, 3, 4]
-    assert following_items(doc, doc[5]) == []  # nothing after
-    assert following_items(doc, doc[2]) == [doc[3], doc[4]]
+    lead, items = listed_items(doc, doc[0], _leads)
+    assert lead == "主要开展了以下工作:"
+    assert [sents[0] for _, sents in items] == ["一是抓政策。", "二是抓培育。", "三是抓服务。"]
+    assert items[1][1] == ["二是抓培育。", "建立培育库。", "培育库入库企业300家。"] and items[2][0] is doc[4]
+    assert listed_items(doc, doc[5], _leads) is None  # nothing after it
+    assert listed_items(doc, doc[1], lambda s: False) is None  # no sentence leads
 
 
-def test_following_items_stay_inside_their_parent():
+def test_listed_items_inside_one_paragraph_end_at_another_kind_of_marker():
     doc = [
-        _chunk(0, ["一、基本情况"], "一、基本情况 全省情况如下:"),
-        _chunk(1, ["一、基本情况", "(一)数量增长"], "(一)数量增长。"),
-        _chunk(2, ["一、基本情况", "(二)活力提升"], "(二)活力提升。"),
-        _chunk(3, ["二、主要工作", "(一)强化领导"], "(一)强化领导。"),
+        _chunk(0, ["一、基本情况"], "构建了“四维一体”的评价体系。一是突出政策导向。二是鼓励业务拓展。\n二、下一步工作"),
+        _chunk(1, ["二、下一步工作"], "(一)强化领导。"),
     ]
-    assert [c.ordinal for c in following_items(doc, doc[0])] == [1, 2]
-    assert following_items(doc, _chunk(9, ["x"], "")) == []  # a chunk not in the document
+    lead, items = listed_items(doc, doc[0], _leads)
+    assert lead.startswith("构建了") and [s[0] for _, s in items] == ["一是突出政策导向。", "二是鼓励业务拓展。"]
+    # one item is no list
+    one = [_chunk(0, ["x"], "构建了评价体系。一是突出政策导向。\n下一步,继续努力。")]
+    assert listed_items(one, one[0], _leads) is None
 
 
 @pytest.mark.parametrize(
