@@ -130,10 +130,11 @@ def named_places(question: str) -> list[str]:
     one that holds another named place (辽宁省沈阳市 names one place, 安徽明光市 one)."""
     spans = find_places(question)
 
-    def qualifies(p: str, end: int) -> bool:  # 辽宁省|沈阳市: the larger place written right before one inside it
-        return any(q != p and a in (end, end + 1) and (province_of(q) == p or q.startswith(p)) for q, a, _ in spans)
+    def qualifies(p: str, start: int, end: int) -> bool:  # 辽宁省|沈阳市, 岳阳|湖南工程机械…: the larger place next to one inside it
+        return any(q != p and (a == end or b == start) and (province_of(q) == p or q.startswith(p))
+                   for q, a, b in spans)
 
-    return list(dict.fromkeys(full for full, _, end in spans if not qualifies(full, end)))
+    return list(dict.fromkeys(full for full, start, end in spans if not qualifies(full, start, end)))
 
 
 def question_parts(question: str) -> list[str]:

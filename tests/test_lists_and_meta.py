@@ -91,6 +91,8 @@ def test_listed_items_inside_one_paragraph_end_at_another_kind_of_marker():
         ("威海环翠区和安徽明光市分别有什么成效?", ["威海市", "明光市"]),
         ("沈阳市和辽宁省分别怎么做的?", ["沈阳市", "辽宁省"]),  # side by side, both are asked about
         ("天津市科委和天津市财政局的两份答复", ["天津市"]),
+        ("岳阳湖南工程机械配套产业园的规划总面积是多少?", ["岳阳市"]),  # the province next to its city: one place
+        ("广州市工业和信息化委答复岳朝阳委员的提案,提案题目是什么?", ["广州市"]),  # 朝阳 ends a person's name
     ],
 )
 def test_named_places(question, places):
