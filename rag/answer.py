@@ -15,6 +15,7 @@ import re
 from typing import Callable
 
 from .checks import NUMBER as _NUMBER
+from .checks import states_figure
 from .checks import Candidate, CheckContext, run_checks
 from .config import AnswerConfig
 from .decide import Decider, features, load_decider
@@ -298,7 +299,7 @@ class ExtractiveAnswerer:
                             s, cov = prev + s, joint
                     prev = s if len(s) <= cfg.clause_window else ""
                     said = normalise(s)  # patterns read simplified characters (400萬元 is 400万元)
-                    has_num = bool(_NUMBER.search(said))
+                    has_num = states_figure(said)
                     score = cov + cfg.prior_weight * prior + (cfg.number_bonus if part.asks_number and has_num else 0.0) + fits(said)
                     out.append(_Sent(s, hit, score, cov, has_num, order, said=said, near=bool(near and near.search(said)),
                                      unit_fit=bool(unit and unit.search(said)), month_fit=bool(when and when.search(said)),

@@ -14,7 +14,7 @@ from typing import Callable
 
 from .config import AnswerConfig
 from .places import short_name
-from .textproc import cn_numbers_to_digits, domain_terms, equivalents, mentions, normalise, unit_pattern
+from .textproc import cn_numbers_to_digits, domain_terms, equivalents, mentions, normalise, tokenize, unit_pattern
 from .types import Finding, Hit, PlanPart
 
 # a figure in a sentence: digits, or Chinese numerals with a measure word
@@ -27,6 +27,13 @@ QUALIFIERS_STATED = {
 # a calendar date or month: no amount (2021年3月22日 is no GDP)
 _DATE = re.compile(r"(?:19|20)\d{2}\s*(?:年|[-/.])\s*(?:\d{1,2}\s*(?:月|[-/.])\s*(?:\d{1,2}\s*日?)?)?|\d{1,2}\s*月\s*(?:\d{1,2}\s*日)?(?:[-—至到~]\s*\d{1,2}\s*月)?|\d{1,2}\s*日")
 _QUOTED_NAME = re.compile(r"“[^”]{2,16}”")
+# a name or title: its figures are part of a name (“千人帮千企”, 《2023年工作方案》), not figures stated
+_NAMES = re.compile(r"“[^”]{1,24}”|\"[^\"]{1,24}\"|《[^》]{1,60}》")
+
+
+def states_figure(said: str) -> bool:
+    """Does the sentence state a figure of its own? Figures inside quoted names and titles do not count."""
+    return bool(NUMBER.search(_NAMES.sub("", said)))
 
 
 @dataclass
@@ -222,6 +229,14 @@ def check_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     passage = ctx.passage(c)
     for i, term in enumerate(part.heads):
         if i == len(part.heads) - 1 and ctx.known is not None and not any(ctx.known(e) for e in equivalents(term)):
+            # a compound no reply uses: one with a part no reply uses beside one they do (利润总额: 利润 never,
+            # 总额 often) names what no reply states; otherwise (借钱的开销, 全国性) it may be a paraphrase, left to
+            # the unit and the key terms
+            pieces = [w for w in tokenize(term) if w != term and len(w) >= 2]
+            used = [w for w in pieces if any(ctx.known(e) for e in equivalents(w))]
+            unused = [w for w in pieces if w not in used]
+            if used and unused:
+                return _fail("head", f"{term} asked, no indexed reply uses {unused[0]}")
             continue
         if not mentions(passage, term) and sum(ch in c.said for ch in term) * 2 <= len(term):
             return _fail("head", f"{term} asked, not in the passage")
@@ -244,7 +259,7 @@ def check_unit(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     need = unit_pattern(part.unit)
     if need is not None:
         return _ok("unit") if need.search(c.said) else _fail("unit", f"{part.unit} asked, the sentence states none")
-    return _ok("unit") if c.has_number else _fail("unit", "a figure asked, the sentence states none")
+    return _ok("unit") if c.has_number else _fail("unit", "a figure asked, the sentence states none (names and titles aside)")
 
 
 def check_not_date(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:

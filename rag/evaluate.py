@@ -342,7 +342,9 @@ def run_eval(settings, gold_path, k: int = 10, provider: str | None = None, base
                 a = pipe.ask(q, k=k, mode=mode, provider="extractive")
                 return a.hits, a
 
-            result["baselines"][mode] = aggregate(run_system(gold, b, tick))
+            brows = run_system(gold, b, tick)
+            result["baselines"][mode] = aggregate(brows)
+            result.setdefault("baseline_questions", {})[mode] = [_brief(r) for r in brows]
         naive = NaiveBaseline(_naive_docs(gen), pipe.retriever.embedder, k=k)
 
         def nb(q):
@@ -359,6 +361,12 @@ def run_eval(settings, gold_path, k: int = 10, provider: str | None = None, base
                                                                         "passage_chars", "max_tokens", "n_ctx", "temperature")}, "gold": str(gold_path) if isinstance(gold_path, (str, Path)) else ", ".join(map(str, gold_path)), "questions": len(gold),
                           "decision": settings.answer.decision}
     return result
+
+
+def _brief(row) -> dict:
+    """A baseline's per-question outcome, for comparing it with the system question by question."""
+    d = row.to_dict()
+    return {key: d.get(key) for key in ("id", "first_hit_rank", "must_include_ok", "abstained", "answer")}
 
 
 def columns(result: dict) -> dict[str, dict]:

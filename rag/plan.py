@@ -145,14 +145,33 @@ def question_parts(question: str) -> list[str]:
 
 
 @lru_cache(maxsize=512)
+def word_window(run: str, n: int, end: bool) -> str:
+    """The last (end=True) or first `n` characters of a run of Chinese text, widened to whole words: the window
+    next to 多少 never cuts a word (独角兽企业多少家 -> 独角兽企业, not 角兽企业)."""
+    if len(run) <= n:
+        return run
+    cut = len(run) - n if end else n
+    for _, a, b in _segments(run):
+        if a < cut < b:
+            cut = a if end else b
+            break
+    return run[cut:] if end else run[:cut]
+
+
+def _segments(text: str) -> list[tuple[str, int, int]]:
+    from .textproc import _jieba
+
+    return list(_jieba().tokenize(text))
+
+
 def head_terms(part: str) -> tuple[str, ...]:
     """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
     if not m:
         return ()
-    unit = re.match(r"(?:[个家户人名位项次场条批期套笔张台辆所份种件]|人次)", part[m.end():])  # 多少人去参加: 人 is the unit
-    after = re.match(r"[\u4e00-\u9fff]{0,6}", part[m.end() + (unit.end() if unit else 0):]).group(0)
-    before = re.search(r"[\u4e00-\u9fff]{0,4}$", part[: m.start()]).group(0)
+    unit = re.match(r"(?:平方公里|平方千米|平方米|立方米|公顷|公里|千米|千瓦时|千瓦|兆瓦|人次|[个家户人名位项次场条批期套笔张台辆所份种件亩吨栋座])", part[m.end():])  # 多少人去参加: 人 is the unit
+    after = word_window(re.match(r"[\u4e00-\u9fff]*", part[m.end() + (unit.end() if unit else 0):]).group(0), 6, end=False)
+    before = word_window(re.search(r"[\u4e00-\u9fff]*$", part[: m.start()]).group(0), 4, end=True)
 
     def words(window: str) -> list[str]:  # a thesaurus phrase stays whole (利息补贴, not 利息 + 补贴)
         phrases = [p for p, _ in find_synonyms(window)]

@@ -133,3 +133,33 @@ def test_place_check_does_not_apply_to_indexed_places():
     plan = analyze("营口对博士每月补贴多少钱?", _WritingLex())
     f = CHECKS["place"](plan.parts[0], _cand("博士每月补贴2000元。"), CheckContext(AnswerConfig()))
     assert f.ok and not f.applies
+
+
+def test_figures_inside_names_and_titles_are_not_stated():
+    from rag.checks import states_figure
+
+    assert not states_figure("全市干部开展了“千人帮千企”专项行动")
+    assert not states_figure("出台《2023年优化营商环境工作方案》")
+    assert states_figure("“千人帮千企”行动走访企业1200家")
+
+
+def test_head_compound_with_a_part_no_reply_uses():
+    """利润总额: no reply uses 利润 though they use 总额 -> the head fails; an all-unknown paraphrase is skipped."""
+    plan = analyze("2023年软件业实现的利润总额是多少?", _Lex())
+    part = plan.parts[0]
+    known = {"总额", "软件", "营收"}
+    ctx = CheckContext(AnswerConfig(), known=lambda w: w in known)
+    f = CHECKS["head"](part, _cand("产业实现税收总额同比增长12.8%"), ctx)
+    assert not f.ok and "利润" in f.reason
+    ctx_none = CheckContext(AnswerConfig(), known=lambda w: False)
+    assert CHECKS["head"](part, _cand("产业实现税收总额同比增长12.8%"), ctx_none).ok
+
+
+def test_word_window_and_multi_character_units():
+    from rag.plan import head_terms, word_window
+    from rag.textproc import unit_kind
+
+    assert word_window("雏鹰瞪羚独角兽企业", 4, end=True) == "独角兽企业"
+    assert word_window("企业", 4, end=True) == "企业"
+    assert head_terms("产业园的规划总面积是多少平方公里") == ("总面积",)
+    assert unit_kind("规划总面积是多少平方公里") == "measure:平方公里"
