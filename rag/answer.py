@@ -99,7 +99,19 @@ def listed_items(doc_chunks: list[Chunk], chunk: Chunk, leads: Callable[[str], b
         for line in c.text.split("\n"):
             for n, x in enumerate(x.strip() for x in split_sentences(line) if x.strip()):
                 seq.append((c, n == 0, x))
-    lead_at = next((i for i, (c, _, x) in enumerate(seq[:-1]) if c is chunk and marker_style(seq[i + 1][2]) and leads(x)), None)
+    def inside_item(i: int) -> bool:  # the lead is itself part of an item of the list that follows (一是…。编制…。二是…)
+        style, j = marker_style(seq[i + 1][2]), i
+        if seq[i][0].section_path and marker_style(seq[i][0].section_path[-1]) == style:  # the chunker's item heading
+            return True
+        while True:
+            if marker_style(seq[j][2]) == style:
+                return True
+            if seq[j][1] or j == 0:
+                return False
+            j -= 1
+
+    lead_at = next((i for i, (c, _, x) in enumerate(seq[:-1])
+                    if c is chunk and marker_style(seq[i + 1][2]) and leads(x) and not inside_item(i)), None)
     if lead_at is None:
         return None
     style = marker_style(seq[lead_at + 1][2])

@@ -184,3 +184,21 @@ def test_meta_facts_stated_as_the_reply_states_them(made_up):
     assert "赵强、孙丽" in a.answer and "关于支持小微企业数字化转型的提案" in a.answer, a.answer
     a = made_up.ask("青岛市财政局这份答复的发文字号是什么?")
     assert "青财函〔2024〕第17号" in a.answer, a.answer
+
+
+def test_a_lead_inside_an_item_does_not_list_its_siblings():
+    """一是…。编制上市行动方案。二是… : the sentence about 上市 is part of item 一是, and 二是/三是 are its siblings, not
+    its list (the chunker's item heading tells it, even when the item was cut into several passages)."""
+    from rag.answer import listed_items
+    from rag.types import Chunk
+
+    def chunk(i, text, path):
+        return Chunk(chunk_id=f"d#{i}", doc_id="d", ordinal=i, text=text, section_path=path, city="某市", date="")
+
+    head = ["一、融资方面", "一是建立金融服务机制"]
+    inside = chunk(1, "编制推动企业上市行动方案,推动企业上市。", head)
+    rest = chunk(2, "二是落实金融政策。建立激励机制。\n三是加大创投基金供给。设立天使基金。", ["一、融资方面", "二是落实金融政策"])
+    assert listed_items([inside, rest], inside, lambda s: "上市" in s) is None
+    lead = chunk(3, "围绕企业上市,主要开展了以下工作:\n一是建立上市后备库。\n二是给予上市奖励。", ["二、上市方面"])
+    found = listed_items([lead], lead, lambda s: "上市" in s)
+    assert found is not None and len(found[1]) == 2
