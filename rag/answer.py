@@ -15,8 +15,7 @@ import re
 from typing import Callable
 
 from .checks import NUMBER as _NUMBER
-from .checks import states_figure
-from .checks import Candidate, CheckContext, run_checks
+from .checks import Candidate, CheckContext, run_checks, states_figure
 from .config import AnswerConfig
 from .decide import Decider, features, load_decider
 from .english import english_lead, english_refusal

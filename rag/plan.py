@@ -14,6 +14,7 @@ from typing import Protocol
 from .english import is_english
 from .places import _AMBIGUOUS_SHORT, find_places, normalise_place, province_of, short_name
 from .textproc import (
+    MEASURE_UNITS,
     QUESTION_STOP,
     asks_for_section,
     asks_number,
@@ -144,7 +145,6 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) >= 2 else [question]
 
 
-@lru_cache(maxsize=512)
 def word_window(run: str, n: int, end: bool) -> str:
     """The last (end=True) or first `n` characters of a run of Chinese text, widened to whole words: the window
     next to 多少 never cuts a word (独角兽企业多少家 -> 独角兽企业, not 角兽企业)."""
@@ -164,12 +164,13 @@ def _segments(text: str) -> list[tuple[str, int, int]]:
     return list(_jieba().tokenize(text))
 
 
+@lru_cache(maxsize=512)
 def head_terms(part: str) -> tuple[str, ...]:
     """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
     if not m:
         return ()
-    unit = re.match(r"(?:平方公里|平方千米|平方米|立方米|公顷|公里|千米|千瓦时|千瓦|兆瓦|人次|[个家户人名位项次场条批期套笔张台辆所份种件亩吨栋座])", part[m.end():])  # 多少人去参加: 人 is the unit
+    unit = re.match(rf"(?:{MEASURE_UNITS}|人次|[个家户人名位项次场条批期套所份种件])", part[m.end():])  # 多少人去参加: 人 is the unit
     after = word_window(re.match(r"[\u4e00-\u9fff]*", part[m.end() + (unit.end() if unit else 0):]).group(0), 6, end=False)
     before = word_window(re.search(r"[\u4e00-\u9fff]*$", part[: m.start()]).group(0), 4, end=True)
 

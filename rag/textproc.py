@@ -274,6 +274,8 @@ def asks_for_section(question: str) -> bool:
 
 # a sum in 万/亿 that counts nothing else (17.2万套 is flats, not money)
 _WAN_AMOUNT = r"\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])"
+# measure words a passage must use itself (多少平方公里, 多少笔): the asked unit, never the thing asked about
+MEASURE_UNITS = "平方公里|平方千米|平方米|立方米|公顷|公里|千米|千瓦时|千瓦|兆瓦|笔|张|台|辆|亩|吨|栋|座"
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
@@ -281,7 +283,7 @@ _UNIT_ASKED = [
     ("count:家户", re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
     ("count:人", re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
     # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
-    ("measure", re.compile(r"(多少|几)(平方公里|平方千米|平方米|立方米|公顷|公里|千米|千瓦时|千瓦|兆瓦|笔|张|台|辆|亩|吨|栋|座)"), None),
+    ("measure", re.compile(rf"(多少|几)({MEASURE_UNITS})"), None),
     ("count:项", re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
     # a share or rate: a figure in %, 成 or 倍 (按比例补助 states none); a change in 个百分点 only when a change is asked
     ("pct_change", re.compile(r"(比例|比重|费率|利率|占比)[^，。?？]{0,6}(降低|下降|提高|上升|增加|减少|下调|上调|降了|升了)|(降低|下降|提高|上升|增加|减少|下调|上调)[^，。?？]{0,8}(多少|几)个?百分点|(多少|几)个百分点"),
