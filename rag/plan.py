@@ -28,6 +28,7 @@ from .textproc import (
     to_simplified,
     tokenize,
     unit_kind,
+    word_spans,
 )
 from .types import PlanPart, QuestionPlan
 
@@ -151,17 +152,11 @@ def word_window(run: str, n: int, end: bool) -> str:
     if len(run) <= n:
         return run
     cut = len(run) - n if end else n
-    for _, a, b in _segments(run):
+    for _, a, b in word_spans(run):
         if a < cut < b:
             cut = a if end else b
             break
     return run[cut:] if end else run[:cut]
-
-
-def _segments(text: str) -> list[tuple[str, int, int]]:
-    from .textproc import _jieba
-
-    return list(_jieba().tokenize(text))
 
 
 @lru_cache(maxsize=512)

@@ -71,6 +71,11 @@ def _jieba():
     return tk
 
 
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """jieba's words of `text` as it is (no normalisation, so offsets index `text`): (word, start, end)."""
+    return list(_jieba().tokenize(text))
+
+
 def tokenize(text: str, for_search: bool = True) -> list[str]:
     """Lower-cased jieba tokens without punctuation and stop words (cut_for_search also emits sub-words)."""
     text = to_simplified(unicodedata.normalize("NFKC", text)).lower()

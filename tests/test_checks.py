@@ -157,6 +157,10 @@ def test_head_compound_with_a_part_no_reply_uses():
 
 def test_word_window_and_multi_character_units():
     from rag.plan import head_terms, word_window
+    from rag.textproc import word_spans
+
+    spans = word_spans("雏鹰瞪羚独角兽企业")
+    assert "".join(w for w, _, _ in spans) == "雏鹰瞪羚独角兽企业" and all("雏鹰瞪羚独角兽企业"[a:b] == w for w, a, b in spans)
     from rag.textproc import unit_kind
 
     assert word_window("雏鹰瞪羚独角兽企业", 4, end=True) == "独角兽企业"
