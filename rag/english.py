@@ -368,3 +368,38 @@ def _figure_edits(sentence: str, masked: str, support: list[str]) -> list[tuple[
         else:
             edits.append((f.start, f.end, f"{sentence[f.start:f.end].rstrip()} ({x.surface.strip()})", kind))
     return edits
+
+
+_CN_DATE = re.compile(r"(?:(\d{4})\s*年\s*)?(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?|(\d{4})\s*年")
+
+
+def states_figures_of(item: str, answer: str) -> bool:
+    """Does an English `answer` state every figure of a Chinese text (a gold must_include item: 2016年, 500个产品,
+    2020年4月10日, 10.33亿元), by value (2016; 500 (500个) products; April 10, 2020; CNY 1.033 billion)?
+    Only the figures are compared, not the words around them (产品 of 500个产品), and a text without a figure is
+    not stated this way. An answer that is not English states nothing this way: Chinese is compared as written."""
+    if not is_english(answer):
+        return False
+    t = strip_markers(answer)
+    said = {f.value for f in english_figures(t)} | {m.value.normalize() for m in find_numbers(t)}
+    dates = english_dates(t)
+    wanted = 0
+    spans = []
+    for m in _CN_DATE.finditer(item):
+        wanted += 1
+        spans.append((m.start(), m.end()))
+        if m.group(4):  # a year alone: its digits as a number of the answer
+            if not re.search(rf"(?<!\d){m.group(4)}(?!\d)", t):
+                return False
+            continue
+        y, mo, d = (int(x) if x else None for x in (m.group(1), m.group(2), m.group(3)))
+        if not any(e.month == mo and (d is None or e.day == d) and (y is None or e.year in (y, None)) for e in dates) \
+                and re.sub(r"\s+", "", m.group(0)) not in re.sub(r"\s+", "", t):
+            return False
+    for n in find_numbers(item):
+        if any(a <= n.start < b for a, b in spans):
+            continue
+        wanted += 1
+        if n.value.normalize() not in said:
+            return False
+    return wanted > 0

@@ -164,3 +164,20 @@ def test_figures_inside_the_brackets_are_originals_not_figures_to_render():
 
     prose = "It took effect on July 2, 2020 (2020-07-02) and covers 30 (30个) matters."
     assert [f.text for f in english_figures(prose) if needs_original(prose, f)] == ["30"]
+
+
+def test_states_figures_of_reads_a_chinese_item_by_value_in_english():
+    """rag eval's must_include_values: an English answer states 2016年 as 2016 and 500个产品 as 500 (500个) products;
+    a wrong value, a word without a figure, or a Chinese answer does not count (Chinese is compared as written)."""
+    from rag.english import states_figures_of as states
+
+    a = "The platform showcased 333 (333家) enterprises and 500 (500个) products in the column.[1]"
+    assert states("333家", a) and states("500个产品", a) and not states("600个产品", a)
+    b = "In 2016, Shanghai's finance bureau and the banking regulator further adjusted the policies.[1]"
+    assert states("2016年", b) and not states("2017年", b)
+    c = "On April 10, 2020, the Shanghai Regulations on Optimizing the Business Environment took effect.[1]"
+    assert states("2020年4月10日", c) and not states("2020年7月2日", c) and not states("4月11日", c)
+    d = "Shenyang added 719 (719户) first-loan households and CNY 1.033 billion (10.33亿元) of credit.[1]"
+    assert states("10.33亿元", d) and not states("1033万元", d)
+    assert not states("首贷户", d)  # no figure: only the words as written count
+    assert not states("10.33亿元", "沈阳市拉动信贷投放10.33亿元。[1]")  # not English
