@@ -65,6 +65,7 @@ class Retriever:
         self._df: dict[str, int] | None = None
         self._df_gen: str | None = None
         self._idf: dict[str, float] = {}  # per index generation
+        self._weights: dict[tuple, float] = {}  # term_weight() per index generation
         self._idf_gen: str | None = None
         self._norm_cache: dict = {}
         self._ranker = None
@@ -125,15 +126,20 @@ class Retriever:
             self._df = gen.document_frequencies()
         return self._df
 
-    def idf(self, term: str) -> float:
+    def _term_caches(self) -> tuple[Snapshot, dict[str, float], dict[tuple, float]]:
+        """The generation and its idf and term-weight caches (emptied when another generation is current)."""
         gen = self.generation()
         if self._idf_gen != gen.name:
-            self._idf, self._idf_gen = {}, gen.name
-        w = self._idf.get(term)
+            self._idf, self._weights, self._idf_gen = {}, {}, gen.name
+        return gen, self._idf, self._weights
+
+    def idf(self, term: str) -> float:
+        gen, cache, _ = self._term_caches()
+        w = cache.get(term)
         if w is None:
             n = max(1, len(gen.chunks))
             d = self.document_frequencies().get(term, 0)
-            w = self._idf[term] = math.log(1 + (n - d + 0.5) / (d + 0.5))
+            w = cache[term] = math.log(1 + (n - d + 0.5) / (d + 0.5))
         return w
 
     # ------------------------------------------------------------ query analysis
@@ -199,7 +205,16 @@ class Retriever:
 
     def term_weight(self, term: str, alts: tuple[str, ...]) -> float:
         """A word with equivalents weighs what the documents' commonest wording of it weighs (营收 as 营业收入):
-        a word the documents never use would otherwise get the highest weight of all."""
+        a word the documents never use would otherwise get the highest weight of all. Computed once per term and
+        index generation: coverage() asks it for every term of every candidate passage."""
+        _, _, cache = self._term_caches()
+        key = (term, tuple(alts))
+        w = cache.get(key)
+        if w is None:
+            w = cache[key] = self._term_weight(term, alts)
+        return w
+
+    def _term_weight(self, term: str, alts: tuple[str, ...]) -> float:
         df = self.document_frequencies()
         weights = []
         for a in alts:

@@ -156,3 +156,22 @@ def test_missing_is_the_most_specific_absent_term(retriever):
         assert retriever.missing(part, rest) >= w / top - 1e-9
     without_angel = retriever.missing(part, "设立沈阳市成果转化投资基金,总规模4亿元。")
     assert without_angel >= weights["天使"] / top - 1e-9 > 0
+
+
+def test_term_weights_are_computed_once_per_generation(retriever, monkeypatch):
+    """coverage() weighs every key term of every candidate passage: a term's weight (its equivalents' idf, a
+    phrase's pieces, which needs jieba) is computed once per index generation, then read from a cache."""
+    calls = []
+    real = Retriever._term_weight
+    monkeypatch.setattr(Retriever, "_term_weight", lambda self, t, a: calls.append(t) or real(self, t, a))
+    retriever._idf_gen = None  # a fresh generation's caches
+    q = retriever.analyze("营收和营业收入方面,获得贷款的首贷户有多少?")
+    assert q.alts, "the question has terms with equivalents"
+    first = [retriever.coverage(q, "首贷户获得贷款,营业收入增长。") for _ in range(3)]
+    n = len(calls)
+    assert n >= 1 and len(set(calls)) == n and len(set(first)) == 1
+    retriever.coverage(q, "另一段文字,营业收入。")
+    assert len(calls) == n  # the same terms: no new computation
+    retriever._idf_gen = None  # another generation: weights computed again (document frequencies changed)
+    retriever.coverage(q, "另一段文字,营业收入。")
+    assert len(calls) == 2 * n
