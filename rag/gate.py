@@ -311,6 +311,18 @@ def rule_restates(inp: GateInput) -> list[str]:
     return []
 
 
+_UNFINISHED = re.compile(
+    r"(?:[:：,，、;；(（\-–—]|\b(?:are|is|was|were|include|includes|including|of|the|a|an|and|or|to|as|by|for|with|such as))\s*$"
+    r"|(?:包括|如下|分别为|分别是|主要有|以下)\s*$", re.I)
+
+
+def rule_unfinished(inp: GateInput) -> list[str]:
+    """A sentence that stops before it says anything: "…the members who submitted the proposal are:[1]",
+    "主要包括：[1]" (a cut-off or an empty list; the citation would vouch for nothing)."""
+    cut = [s for s in _sentences(inp.text) if _UNFINISHED.search(strip_markers(s).strip().rstrip(".。"))]
+    return [f"a sentence stops before it says anything: “{_short(cut[0])}”"] if cut else []
+
+
 def rule_originals(inp: GateInput) -> list[str]:
     """In an English answer every figure in digits has the passage's Chinese original in the brackets after it
     ("CNY 100 billion (1000亿元)"): the reader can check it against the passage, and 亿 read as billion shows."""
@@ -364,6 +376,7 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "refusal": rule_refusal,
     "figure": rule_figure,
     "restates": rule_restates,
+    "unfinished": rule_unfinished,
     "language": rule_language,
     "originals": rule_originals,
     "omits": rule_omits,

@@ -102,6 +102,15 @@ CASES = {
         ("营口市对博士每月补贴2000元。[1]", True),
         (REFUSAL, False),  # the extractive answerer answered: a refusal is not shown instead
     ],
+    "unfinished": [
+        ("营口市对博士每月补贴2000元。[1]", True),
+        ("Yingkou gives doctoral graduates CNY 2,000 (2000元) a month.[1]", True),
+        ("The CPPCC members who submitted the proposal that Shanghai answered in May 2023 are:[1]", False),  # h053, 1.5B
+        ("沈阳市采取的措施主要包括：[1]", False),
+        ("沈阳市采取的措施主要包括[1]", False),
+        ("The measures include[1]", False),
+        ("Support covers loans, guarantees and[1]", False),
+    ],
 }
 
 
