@@ -72,6 +72,7 @@ class GateInput:
     expected: list[str] = field(default_factory=list)  # the figures the extractive answer states (surfaces: 2000元, 10万元)
     min_expected: float = 0.5  # share of those an answer must state too (`[llm] gate_figures`)
     question: str = ""  # the question as asked (an answer that only restates it says nothing)
+    terms: list[str] = field(default_factory=list)  # the question plan's key terms (Chinese, also for an English question)
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,52 @@ def rule_unfinished(inp: GateInput) -> list[str]:
     return [f"a sentence stops before it says anything: “{_short(cut[0])}”"] if cut else []
 
 
+_CN_DATE = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?")
+
+
+def _date_scopes(passage: str) -> list[tuple[tuple[int, int, int | None], str]]:
+    """Each full date of a passage (2021年10月, 2020年4月10日) with what follows it up to the next date or the
+    sentence's end: what the passage says happened then (2021 年 10 月,我市…发布《…行动计划》)."""
+    found = list(_CN_DATE.finditer(passage))
+    out = []
+    for i, m in enumerate(found):
+        end = found[i + 1].start() if i + 1 < len(found) else len(passage)
+        stop = re.search(r"[。；;！？!?]", passage[m.end():end])
+        scope = passage[m.end(): m.end() + stop.start()] if stop else passage[m.end():end]
+        out.append(((int(m.group(1)), int(m.group(2)), int(m.group(3)) if m.group(3) else None), norm(scope).lower()))
+    return out
+
+
+def rule_dates(inp: GateInput) -> list[str]:
+    """A date the answer gives is the passage's date of what was asked: when the cited passage states several dates
+    (2021年10月 发布《…行动计划》, 2023年9月 印发《…实施方案》), the one the answer states must be followed by as
+    many of the question's key terms as any other (a small model answered the action plan's date with the
+    other plan's)."""
+    terms = [norm(t).lower() for t in dict.fromkeys(inp.terms) if re.search(r"[\u4e00-\u9fff]", t)]
+    if not terms:
+        return []
+    wrong: list[str] = []
+    for s in _sentences(inp.text):
+        prose = strip_markers(s)
+        stated = [(d.year, d.month, d.day) for d in english_dates(prose) if d.year is not None]
+        stated += [(int(m.group(1)), int(m.group(2)), int(m.group(3)) if m.group(3) else None) for m in _CN_DATE.finditer(prose)]
+        if not stated:
+            continue
+        for passage in _support(s, inp):
+            scopes = _date_scopes(passage)
+            if len({d for d, _ in scopes}) < 2:
+                continue
+            fit = {}
+            for d, scope in scopes:
+                fit[d] = max(fit.get(d, 0), sum(1 for t in terms if t in scope))
+            best = max(fit.values())
+            for y, mo, day in stated:
+                mine = [v for (yy, mm, dd), v in fit.items() if yy == y and mm == mo and (day is None or dd in (day, None))]
+                if mine and max(mine) < best:
+                    wrong.append(f"{y}年{mo}月" + (f"{day}日" if day else ""))
+    return [f"the cited passage ties {wrong[0]} to something else than what was asked"] if wrong else []
+
+
 def rule_originals(inp: GateInput) -> list[str]:
     """In an English answer every figure in digits has the passage's Chinese original in the brackets after it
     ("CNY 100 billion (1000亿元)"): the reader can check it against the passage, and 亿 read as billion shows."""
@@ -377,6 +424,7 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "figure": rule_figure,
     "restates": rule_restates,
     "unfinished": rule_unfinished,
+    "dates": rule_dates,
     "language": rule_language,
     "originals": rule_originals,
     "omits": rule_omits,

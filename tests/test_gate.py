@@ -253,3 +253,27 @@ def test_english_dates_are_checked_as_dates(text, ok):
     i = inp(text, passages=[passage], question="By the end of November 2020, how fast had loans grown?", language="en")
     assert (not gate.rule_english_numbers(i)) == ok, gate.rule_english_numbers(i)
     assert not gate.rule_originals(i)  # dates need no Chinese original beside them
+
+
+WUHAN = ("武汉市\n(一)完善政策支持体系。2021 年 10 月,我市在全国主要城市中率先发布支持专精特新企业高质量发展的专项 政策"
+         "《武汉市促进中小企业“专精特新”高质量发展行动计划》,2023 年 9月我市印发《加快培育中小企业促进民营经济发展壮大实施方案》,"
+         "2025 年3月出台《武汉市进一步促进民营经济高质量发展若干措施》。")
+PLAN_TERMS = ["行动", "方案", "计划", "行动计划", "专精", "专精特新", "质量", "政策", "中小", "企业", "小企业", "中小企业"]
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("Wuhan issued the action plan in October 2021 (2021年10月).[1]", True),
+    ("Wuhan issued its action plan for 'specialized' SMEs on September 2023.[1]", False),  # b041, the 1.5B: the other plan's date
+    ("武汉市于2023年9月发布专精特新行动计划。[1]", False),
+    ("武汉市于2021年10月发布专精特新行动计划。[1]", True),
+    ("Wuhan issued it in 2021.[1]", True),  # a year alone binds nothing here
+])
+def test_dates_rule(text, ok):
+    problems = gate.rule_dates(inp(text, passages=[WUHAN], terms=PLAN_TERMS))
+    assert (not problems) == ok, problems
+
+
+def test_dates_rule_needs_two_dates_and_terms():
+    one = "上海市\n2020年4月10日,我委牵头制定的《上海市优化营商环境条例》经市人大常委会审议通过。"
+    assert not gate.rule_dates(inp("It passed on April 10, 2020.[1]", passages=[one], terms=["条例"]))
+    assert not gate.rule_dates(inp("It was issued on September 2023.[1]", passages=[WUHAN]))  # no plan terms: nothing to bind
