@@ -108,6 +108,9 @@ class LLMConfig:
     context: str = "plan"  # plan: the passages the question plan selected, trimmed (rag.grounding) | chunks: whole retrieved chunks
     passages: int = 4  # plan context: passages at most (a comparative question: one per city, up to 8)
     passage_chars: int = 320  # plan context: characters of each passage the model reads
+    # an English question: "translate" (the model translates the sentences the extractive answerer quoted, the gate
+    # checks the translation) | "answer" (the model answers from the passages, like a Chinese question)
+    english: str = "translate"
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,7 @@ CHOICES = {
     "index.merge": ("background", "inline", "off"),
     "retrieval.ranking": ("learned", "coverage"),
     "llm.instructions": ("user", "system"),
+    "llm.english": ("translate", "answer"),
 }
 
 # environment variable -> dotted setting
@@ -195,6 +199,7 @@ ENV_MAP = {
     "RAG_LLM_INSTRUCTIONS": "llm.instructions",
     "RAG_LLM_STRUCTURED": "llm.structured",
     "RAG_LLM_CONTEXT": "llm.context",
+    "RAG_LLM_ENGLISH": "llm.english",
     "RAG_DECISION": "answer.decision",
     "RAG_VETO_CHECKS": "answer.veto_checks",
     "RAG_RANKING": "retrieval.ranking",

@@ -10,6 +10,9 @@ A small model copes with a few short passages, not ten whole chunks. `select(pla
   that say most of the plan's key terms (when the extractive answerer refused, these are all the model gets);
 * a comparative question keeps one passage per document, up to `limit_comparative`.
 
+`quotes(hits, extractive)` is what an English question's translation is made from ([llm] english = "translate"):
+each passage the extractive answer cited, reduced to the sentences it quoted, nothing else.
+
 `Selected.texts[i]` is what the model reads of `Selected.hits[i]`; a citation of it can be checked against the
 whole passage (rag.llm.support_text).
 """
@@ -106,6 +109,20 @@ def _chunk_of(c) -> Chunk:
                  city=c.city, title=c.title, issuer=c.issuer, date=c.date)
 
 
+def quotes(hits: list[Hit], extractive: Answer) -> Selected:
+    """The extractive answer's citations, each as its passage and the sentences it quoted (in that order)."""
+    out = Selected()
+    by_id = {h.chunk.chunk_id: h for h in hits}
+    for c in extractive.citations:
+        text = (c.quote or "").strip()
+        if extractive.abstained or not text:
+            continue
+        out.hits.append(by_id.get(c.chunk_id) or Hit(chunk=_chunk_of(c), score=c.score, rank=len(hits) + 1))
+        out.texts.append(text)
+    out.from_answer = len(out.hits)
+    return out
+
+
 def select(plan: QuestionPlan, hits: list[Hit], extractive: Answer | None = None, limit: int = 4, chars: int = 320,
            limit_comparative: int = 8, extra: int = 1) -> Selected:
     out = Selected()
@@ -139,4 +156,4 @@ def select(plan: QuestionPlan, hits: list[Hit], extractive: Answer | None = None
     return out
 
 
-__all__ = ["select", "trim", "Selected"]
+__all__ = ["select", "quotes", "trim", "Selected"]

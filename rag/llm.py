@@ -91,10 +91,12 @@ def format_passage(n: int, hit: Hit, text: str | None = None, template: str | No
     return "\n".join(lines)
 
 
-def support_text(hit: Hit) -> str:
-    """What a citation of this passage can support: its metadata and full text."""
+def support_text(hit: Hit, text: str | None = None, date: bool = True) -> str:
+    """What a citation of this passage can support: its metadata and full text (or `text`: the part of it the
+    model was given to translate; a translation states no date of the reply's header: `date=False`)."""
     c = hit.chunk
-    return " ".join(x for x in (c.city, c.issuer, c.title and f"《{c.title}》", c.section, c.date) if x) + "\n" + c.text
+    head = (c.city, c.issuer, c.title and f"《{c.title}》", c.section, c.date if date else "")
+    return " ".join(x for x in head if x) + "\n" + (c.text if text is None else text)
 
 
 @dataclass
@@ -138,14 +140,16 @@ def _expected_figures(ans: Answer) -> list[str]:
 
 
 def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_ctx: int, reserve: int,
-                 texts: list[str] | None = None, structured: bool = False, instructions: str = "user") -> Prompt:
+                 texts: list[str] | None = None, structured: bool = False, instructions: str = "user",
+                 translate: bool = False) -> Prompt:
     """The prompt for `hits` (best first) that fits n_ctx with `reserve` tokens left for the answer.
 
     `texts`: what the model reads of each hit (rag.grounding's trimmed passages; default the whole chunk).
     `structured`: the JSON answer format is asked for (prompts/structured.txt is appended); an English
     question gets prompts/english.txt. `instructions` ([llm] instructions): those go after the passages
     ("user") or after the system prompt ("system": the same prefix for every question of a kind, which the
-    model server does not read again)."""
+    model server does not read again). `translate`: an English question whose passages are the extractive answer's
+    quotes (rag.grounding.quotes) gets prompts/translate.txt (translate them) instead of prompts/english.txt."""
     refusal = load_prompt("refusal").strip()
     system = fill(load_prompt("system"), refusal=refusal)
     template = load_prompt("comparative" if query.comparative else "answer")
@@ -155,7 +159,7 @@ def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_c
         if query.comparative:
             extra.append(load_prompt("structured_comparative"))
     if getattr(query, "language", "zh") == "en":
-        extra.append(load_prompt("english"))
+        extra.append(load_prompt("translate" if translate else "english"))
     if extra and instructions == "system":
         system = system + "\n\n" + "\n".join(extra)
     elif extra:
@@ -355,10 +359,19 @@ def model_label(backend: Backend | None, settings: Settings, provider: str) -> s
     return str(name or provider)
 
 
+def translating(settings: Settings, query: Query, fallback: Answer) -> bool:
+    """[llm] english = "translate": an English question the extractive answerer answered with quotes is put to the
+    model as those quotes, to be translated (the facts are the answerer's, the English is the model's)."""
+    return (getattr(query, "language", "zh") == "en" and settings.llm.english == "translate" and not fallback.abstained
+            and any(c.quote for c in fallback.citations))
+
+
 def _select(settings: Settings, query: Query, hits: list[Hit], fallback: Answer):
-    from .grounding import Selected, select
+    from .grounding import Selected, quotes, select
 
     cfg = settings.llm
+    if translating(settings, query, fallback):
+        return quotes(hits, fallback)
     if (cfg.context or "plan").lower() == "chunks":
         return Selected(list(hits), [h.chunk.text for h in hits])
     return select(query, hits, fallback, limit=cfg.passages, chars=cfg.passage_chars)
@@ -392,7 +405,7 @@ def llm_answer(
     `on_event` receives {"stage": "generate", "model": …}, {"stage": "first_token", "ms": …} and
     {"stage": "verify"}; `started` (time.perf_counter() when the question came) dates the first token."""
     from . import gate as gates
-    from .structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs
+    from .structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs, translation_schema
 
     provider = check_provider(provider)
     cfg = settings.llm
@@ -408,10 +421,13 @@ def llm_answer(
         backend = get_backend(settings, provider)
         info["model"] = model_label(backend, settings, provider)
         sel = _select(settings, query, hits, fallback)
+        translate = translating(settings, query, fallback)
+        if translate:
+            info["task"] = "translate"
         local = provider != "openai" or bool(cfg.base_url and _is_local(cfg.base_url))
         mode = mode_for(provider, cfg.structured, cfg.base_url, local=local)
         prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, structured=bool(mode),
-                              instructions=cfg.instructions)
+                              instructions=cfg.instructions, translate=translate)
         _emit(on_event, stage="generate", model=info["model"], passages=len(prompt.hits))
         t_gen = time.perf_counter()
 
@@ -429,12 +445,17 @@ def llm_answer(
                 on_token(piece)
 
         try:
-            raw = generate(backend, prompt, tokens_out, cfg.timeout, extra=request_kwargs(mode, answer_schema(len(prompt.hits), english=english), backend.chat), stats=stats)
+            if translate and mode in ("json_object", "ollama"):  # one English sentence per quoted sentence, its citation fixed
+                schema = translation_schema([n for n, t in enumerate(prompt.texts, 1) for line in t.split("\n") if line.strip()])
+            else:
+                schema = answer_schema(len(prompt.hits), english=english)
+            raw = generate(backend, prompt, tokens_out, cfg.timeout, extra=request_kwargs(mode, schema, backend.chat), stats=stats)
         except Exception as e:
             if not mode or not _structured_refused(e):
                 raise
             mode = ""  # the server refused the structured request: ask again for plain text
-            prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, instructions=cfg.instructions)
+            prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, instructions=cfg.instructions,
+                                  translate=translate)
             raw = generate(backend, prompt, tokens_out, cfg.timeout, stats=stats)
     except LLMError:
         raise
@@ -449,7 +470,10 @@ def llm_answer(
     text = render(st, prompt.refusal, query.comparative, english) if st is not None else _clean_output(raw)
     if st is None:
         text = re.sub(r"\n{2,}", "\n", text)
-    passages = [support_text(h) for h in prompt.hits]
+    if translate:  # a translation is checked against the sentences it translates, not the rest of the passage
+        passages = [support_text(h, t, date=False) for h, t in zip(prompt.hits, prompt.texts)]
+    else:
+        passages = [support_text(h) for h in prompt.hits]
     rendered: list = []
     if english:  # the cited passages' Chinese figures beside the English ones, money re-rendered from them
         text, rendered = render_originals(text, passages)
@@ -457,7 +481,7 @@ def llm_answer(
     verdict = gates.check(gates.GateInput(
         text=text, passages=passages, refusal=prompt.refusal, secrets=prompt.secrets, allowed=allowed,
         unknown_places=list(query.unknown_places), extractive_abstained=fallback.abstained, language=getattr(query, "language", "zh"),
-        asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text,
+        asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text, terms=list(getattr(query, "terms", []) or []),
         asked_units=[p.unit for p in (query.parts or []) if p.asks_number and p.unit],
         expected=[] if fallback.abstained else _expected_figures(fallback),
         min_expected=cfg.gate_figures,

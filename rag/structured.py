@@ -73,6 +73,25 @@ def grammar_schema(n_passages: int, max_sentences: int = MAX_SENTENCES, english:
     return {"oneOf": [answer, refusal]}
 
 
+def translation_schema(passage_of: list[int]) -> dict[str, Any]:
+    """An English translation of quoted sentences, for a grammar-constrained backend: exactly one English sentence
+    per quoted sentence, in order, the k-th citing the passage its sentence came from (`passage_of[k]`), which the
+    model cannot change. No refusal: the sentences were already found to answer (rag.grounding.quotes)."""
+    items = [{
+        "type": "object",
+        "properties": {"text": {"type": "string", "pattern": ENGLISH_TEXT, "minLength": 1}, "citations": {"const": [n]}},
+        "required": ["text", "citations"],
+        "additionalProperties": False,
+    } for n in passage_of]
+    return {
+        "type": "object",
+        "properties": {"refusal": {"const": False}, "sentences": {"type": "array", "prefixItems": items, "minItems": len(items),
+                                                                  "maxItems": len(items)}},
+        "required": ["refusal", "sentences"],
+        "additionalProperties": False,
+    }
+
+
 def mode_for(provider: str, setting: str, base_url: str = "", local: bool = False) -> str:
     """How structured output is requested: json_object (llama.cpp), json_schema (OpenAI), ollama, or '' (text)."""
     s = (setting or "auto").strip().lower()
@@ -91,7 +110,7 @@ def mode_for(provider: str, setting: str, base_url: str = "", local: bool = Fals
 
 def request_kwargs(mode: str, schema: dict[str, Any], chat: Any = None) -> dict[str, Any]:
     """The keyword arguments of chat.stream() that ask for `schema` in `mode`."""
-    if mode in ("json_object", "ollama") and "oneOf" not in schema and "properties" in schema:
+    if mode in ("json_object", "ollama") and "oneOf" not in schema and "items" in schema.get("properties", {}).get("sentences", {}):
         item = schema["properties"]["sentences"]["items"]["properties"]
         n = len(item["citations"]["items"]["enum"])
         schema = grammar_schema(n, schema["properties"]["sentences"].get("maxItems", MAX_SENTENCES), "pattern" in item["text"])
@@ -233,4 +252,4 @@ class StreamRenderer:
         return ""
 
 
-__all__ = ["answer_schema", "mode_for", "request_kwargs", "parse", "render", "Structured", "StreamRenderer", "MAX_SENTENCES"]
+__all__ = ["answer_schema", "translation_schema", "mode_for", "request_kwargs", "parse", "render", "Structured", "StreamRenderer", "MAX_SENTENCES"]

@@ -130,10 +130,47 @@ def test_plain_text_answers_that_fail_the_gate(scripted, answer, rule):
 def test_english_answer_with_the_chinese_figure_passes(scripted):
     chat = scripted(_json(("Yingkou gives doctoral graduates a living subsidy of CNY 2,000 per month (每月2000元).", [1])))
     hits = _hits()
-    ans = llm_answer(_settings(), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"), hits, _extractive(hits))
+    ans = llm_answer(_settings(english="answer"), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"), hits,
+                     _extractive(hits))
     assert ans.llm["shown"] == "llm", ans.note
     assert ans.answer.endswith("(每月2000元).[1]")
-    assert "问题是英文的" in chat.calls[0]["messages"][-1].content
+    user = chat.calls[0]["messages"][-1].content
+    assert "问题是英文的" in user and "逐句翻译" not in user and P2[:10] in user  # answer mode: the plan's passages
+
+
+def test_translate_mode_gives_the_model_only_the_quotes_with_fixed_citations(scripted):
+    """[llm] english = "translate" (default): the passages are the extractive answer's quoted sentences; the grammar
+    asks for one English sentence per quoted sentence, each with its passage's citation fixed."""
+    chat = scripted(_json(("Doctoral and master's graduates receive CNY 2,000 (2000元) and CNY 1,000 (1000元) a month.", [1])))
+    hits = _hits()
+    ans = llm_answer(_settings(), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"), hits, _extractive(hits))
+    assert ans.llm["shown"] == "llm" and ans.llm["task"] == "translate", ans.note
+    user = chat.calls[0]["messages"][-1].content
+    assert "逐句翻译" in user and "每月分别享受2000元、1000元的生活补贴" in user
+    assert P2[:10] not in user and "补贴期限2年" not in user  # neither the other passage nor the unquoted rest of this one
+    items = chat.calls[0]["response_format"]["schema"]["properties"]["sentences"]["prefixItems"]
+    assert [i["properties"]["citations"] for i in items] == [{"const": [1]}]
+    # a translation that drops the quoted figures fails `omits`; the extractive answer is shown
+    scripted(_json(("Yingkou gives doctoral graduates a living subsidy.", [1])))
+    ans = llm_answer(_settings(), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"), hits, _extractive(hits))
+    assert ans.llm["shown"] == "extractive" and "omits" in [f["rule"] for f in ans.llm["gate"]["failures"]]
+    # a translation is checked against the sentences it translates: the reply's date (2024-06-05, the passage
+    # header) or a figure of the unquoted rest of the passage (2年) is not in them
+    for extra in ("On June 5, 2024, doctoral", "For 2 years (2年), doctoral"):
+        scripted(_json((f"{extra} graduates receive CNY 2,000 (2000元) and master's CNY 1,000 (1000元) a month.", [1])))
+        ans = llm_answer(_settings(), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"), hits, _extractive(hits))
+        assert ans.llm["shown"] == "extractive", extra
+
+
+def test_translate_mode_is_not_used_for_chinese_or_refused_questions(scripted):
+    from rag.llm import translating
+
+    hits = _hits()
+    en = _plan("How much does Yingkou pay doctoral graduates per month?", "en")
+    assert translating(_settings(), en, _extractive(hits))
+    assert not translating(_settings(), _plan(), _extractive(hits))
+    assert not translating(_settings(english="answer"), en, _extractive(hits))
+    assert not translating(_settings(), en, Answer("q", "资料中未找到能回答该问题的内容。", True, []))
 
 
 def test_a_place_without_a_reply_never_reaches_the_model(scripted):
@@ -190,3 +227,18 @@ def test_stop_ends_generation_and_nothing_is_shown(scripted):
     with pytest.raises(Stopped):
         llm_answer(_settings(), "llamacpp", _plan(), hits, _extractive(hits), on_token=on_token)
     assert len(seen) == 1
+
+
+def test_the_gate_reads_the_plans_terms_for_dates(scripted):
+    """rule `dates` in the LLM path: the plan's key terms tell which of the passage's dates was asked."""
+    text = "2021年10月,我市发布《促进专精特新企业高质量发展行动计划》,2023年9月我市印发《民营经济实施方案》。"
+    hits = [Hit(Chunk("wuhan#1", "wuhan", 1, text, ["一、政策"], city="武汉市"), 1.0, 1)]
+    part = PlanPart(text="When did Wuhan issue its action plan?", terms=["行动计划", "专精特新"], asks_number=True, unit="date")
+    plan = QuestionPlan(text=part.text, kind="fact", parts=[part], whole=part, terms=["行动计划", "专精特新"], language="en")
+    ext = Answer("q", text + "[1]", False, [Citation(1, "wuhan", "武汉市", "", "一、政策", text, 1.0, quote=text, chunk_id="wuhan#1")])
+    scripted(_json(("Wuhan issued its action plan in September 2023.", [1])))
+    ans = llm_answer(_settings(), "llamacpp", plan, hits, ext)
+    assert ans.llm["shown"] == "extractive" and "dates" in [f["rule"] for f in ans.llm["gate"]["failures"]]
+    scripted(_json(("Wuhan issued its action plan in October 2021.", [1])))
+    ans = llm_answer(_settings(), "llamacpp", plan, hits, ext)
+    assert "dates" not in [f["rule"] for f in ans.llm["gate"]["failures"]]

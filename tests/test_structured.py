@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 
-from rag.grounding import select, trim
-from rag.structured import StreamRenderer, answer_schema, grammar_schema, mode_for, parse, render, request_kwargs
+import pytest
+
+from rag.grounding import quotes, select, trim
+from rag.structured import StreamRenderer, answer_schema, grammar_schema, mode_for, parse, render, request_kwargs, translation_schema
 from rag.types import Answer, Chunk, Citation, Hit, PlanPart, QuestionPlan
 
 REFUSAL = "资料中未找到能回答该问题的内容。"
@@ -90,6 +92,18 @@ def test_modes_and_request_kwargs():
     assert kw == {"extra_body": {"max_tokens": 128, "response_format": {"type": "json_object", "schema": g}}}
 
 
+def test_translation_schema_fixes_the_number_of_sentences_and_their_citations():
+    t = translation_schema([1, 1, 2])
+    items = t["properties"]["sentences"]["prefixItems"]
+    assert [i["properties"]["citations"]["const"] for i in items] == [[1], [1], [2]]
+    assert t["properties"]["sentences"]["minItems"] == t["properties"]["sentences"]["maxItems"] == 3
+    assert t["properties"]["refusal"] == {"const": False}
+    assert request_kwargs("json_object", t) == {"response_format": {"type": "json_object", "schema": t}}  # not rewritten
+    grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    gbnf = grammar.json_schema_to_gbnf(json.dumps(t))  # what llama.cpp samples under: a tuple of three sentences
+    assert "sentences-tuple-2 " in gbnf and "sentences-tuple-3" not in gbnf and 'sentences-tuple-2-citations ::= "[2]"' in gbnf
+
+
 # ------------------------------------------------------------------ grounding
 LONG = "一是建立机制。" + "加强金融服务工作。" * 20 + "对首贷户给予贴息，最高10万元。" + "持续优化营商环境。" * 20
 
@@ -120,6 +134,17 @@ def test_select_uses_the_extractive_answers_passages_then_one_more():
     sel = select(_plan(), hits, refused, limit=2, chars=120)
     assert [h.chunk.chunk_id for h in sel.hits] == ["a#1", "b#1"] and sel.from_answer == 0
     assert "首贷户" in sel.texts[0]  # trimmed to the sentence with the plan's terms
+
+
+def test_quotes_are_the_extractive_answers_quoted_sentences_only():
+    hits = [_hit("a#1", LONG, "a"), _hit("b#1", "无关内容。" * 5, "b", 2)]
+    ext = Answer("q", "…", False, [Citation(1, "a", "沈阳市", "", "一、融资", LONG, 1.0, quote="一是建立机制。\n对首贷户给予贴息，最高10万元。", chunk_id="a#1"),
+                                   Citation(2, "z", "沈阳市", "", "二、其他", "不在检索结果中。", 0.5, quote="不在检索结果中。", chunk_id="z#9")])
+    sel = quotes(hits, ext)
+    assert [h.chunk.chunk_id for h in sel.hits] == ["a#1", "z#9"] and sel.from_answer == 2
+    assert sel.texts == ["一是建立机制。\n对首贷户给予贴息，最高10万元。", "不在检索结果中。"]
+    assert sel.hits[0] is hits[0] and sel.hits[1].chunk.section_path == ["二、其他"]  # a cited chunk not retrieved is rebuilt
+    assert quotes(hits, Answer("q", REFUSAL, True, [])).hits == []
 
 
 def test_select_comparative_one_passage_per_document():
