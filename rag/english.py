@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
-from .places import gazetteer
+from .places import english_level, english_names, gazetteer
 from .types import Citation
 from .verify import MARKER, NumberMention, find_numbers, markers_in, parse_marker, sentence_spans, strip_markers
 
@@ -87,8 +87,12 @@ def figure(m: NumberMention, sentence: str) -> str:
 
 
 def place_name(city: str) -> str:
+    """Tianjin (天津市); a place below the gazetteer's level by its pinyin and level: Zigui County (秭归县)."""
     p = gazetteer().get(city)
-    return f"{p.english} ({city})" if p is not None and p.english else city
+    if p is not None and p.english:
+        return f"{p.english} ({city})"
+    names, level = english_names(city), english_level(re.split(r"[(（]", city, maxsplit=1)[0])
+    return f"{names[0]} {level} ({city})" if names and level else city
 
 
 _QUOTE = re.compile(r"(.*?)((?:\[\d+(?:\s*[,，、]\s*\d+)*\]\s*)+)", re.S)

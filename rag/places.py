@@ -101,6 +101,76 @@ def _english_re() -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")(?:'s)?\b") if names else re.compile(r"(?!x)x")
 
 
+_LEVEL_EN = (("自治县", "Autonomous County"), ("县", "County"), ("区", "District"), ("旗", "Banner"), ("镇", "Town"), ("市", "City"))
+_MAX_READINGS = 8
+
+
+@lru_cache(maxsize=4096)
+def english_names(name: str) -> tuple[str, ...]:
+    """How English text writes a place (秭归县 -> Zigui; 威海市环翠区 -> Huancui): the gazetteer's name, or for a
+    place below its level (a county, a district, or an indexed place the gazetteer lacks) its own name, after the
+    larger place it is in, in pinyin (pypinyin), once for every reading of a character with several (莲都 ->
+    Liandou, Liandu), at most _MAX_READINGS of them; the usual reading first."""
+    name = re.split(r"[(（]", name, maxsplit=1)[0].strip()  # 秭归县(湖北宜昌)
+    p = gazetteer().get(name)
+    if p is not None and p.english:
+        return (p.english,)
+    own = name
+    for full, a, b in find_places(name):  # 威海市环翠区: the part after 威海市
+        if a == 0 and len(name) - b >= 3:  # a name of its own after it (岳阳县 is one name, not 岳阳 + 县)
+            own = name[b:]
+    level = next((suf for suf, _ in _LEVEL_EN if own.endswith(suf) and len(own) - len(suf) >= 2), "")
+    base = own[: len(own) - len(level)] if level else own
+    if not re.fullmatch(r"[\u4e00-\u9fff]{2,6}", base):
+        return ()
+    from itertools import islice, product
+
+    from pypinyin import Style, lazy_pinyin, pinyin
+
+    learned = _gazetteer_readings()
+    usual = [learned.get(ch, syl) for ch, syl in zip(base, lazy_pinyin(base))] if len(lazy_pinyin(base)) == len(base) else lazy_pinyin(base)
+    readings = [usual] + [list(r) for r in islice(product(*pinyin(base, style=Style.NORMAL, heteronym=True)), _MAX_READINGS)]
+    out: list[str] = []
+    for syl in readings:
+        # Xi'an: an apostrophe before a syllable that starts with a vowel
+        word = syl[0] + "".join(("'" + s if s[:1] in "aoe" else s) for s in syl[1:])
+        out.append(word[:1].upper() + word[1:])
+    return tuple(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=1)
+def _gazetteer_readings() -> dict[str, str]:
+    """For a character with several readings, the one the English names of provinces and prefectures give it
+    most often (都 is du in Chengdu, 长 chang in Changsha and Changchun): read off the names whose characters'
+    readings spell their English name exactly. (County-level names in the table were romanised by machine and are
+    not learned from.)"""
+    from collections import Counter
+    from itertools import islice, product
+
+    from pypinyin import Style, pinyin
+
+    counts: dict[str, Counter] = {}
+    for p in gazetteer().values():
+        base, target = short_name(p.name), re.sub(r"[^a-z]", "", p.english.lower())
+        if p.kind == "county_city" or not target or not re.fullmatch(r"[\u4e00-\u9fff]{2,6}", base):
+            continue
+        readings = [pinyin(ch, style=Style.NORMAL, heteronym=True)[0] for ch in base]
+        if all(len(r) == 1 for r in readings):
+            continue
+        for syl in islice(product(*readings), 64):
+            if "".join(syl) == target:
+                for ch, r, options in zip(base, syl, readings):
+                    if len(options) > 1:
+                        counts.setdefault(ch, Counter())[r] += 1
+                break
+    return {ch: c.most_common(1)[0][0] for ch, c in counts.items()}
+
+
+def english_level(name: str) -> str:
+    """County, District …: the English word of a place's level, by its last character(s) (秭归县 -> County)."""
+    return next((en for suf, en in _LEVEL_EN if name.endswith(suf)), "")
+
+
 # a place name that begins an institution's name (沈阳建筑大学, Shenyang University of Technology) or ends a person's
 # (岳朝阳委员) is no place mention
 _INSTITUTION_AFTER = re.compile(r"^(?:(?!的|各|等)[\u4e00-\u9fff]){0,4}?(大学|学院|研究所|研究院|科学院|集团|公司|医院)|^(委员|代表|同志|先生|女士)(?!团|处)")

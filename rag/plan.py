@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from .english import is_english
-from .places import _AMBIGUOUS_SHORT, find_places, normalise_place, province_of, short_name
+from .places import _AMBIGUOUS_SHORT, _INSTITUTION_AFTER_EN, english_names, find_places, normalise_place, province_of, short_name
 from .textproc import (
     MEASURE_UNITS,
     QUESTION_STOP,
@@ -118,13 +118,26 @@ def place_filter(question: str, indexed: set[str]) -> tuple[list[str], list[str]
     for full in dict.fromkeys(full for full, _, _ in find_places(question)):
         inside = sorted(c for c in indexed if c == full or _base(c).startswith(full))
         (known.extend(inside) if inside else unknown.append(full))
+    latin = bool(re.search(r"[A-Z][a-z]", question))
     for c in sorted(indexed):
         base = _base(c)
         short = re.sub(r"(市|县|区|旗)$", "", base)
         if base in question or (len(short) >= 2 and short != base and short not in _AMBIGUOUS_SHORT and short in question):
             known.append(c)
+        elif latin and c not in known and _names_in_english(base, question):  # Zigui County, Huancui District
+            known.append(c)
     known = list(dict.fromkeys(known))
     return known, ([] if known else unknown)
+
+
+def _names_in_english(place: str, question: str) -> bool:
+    """An indexed place is named in an English question by its English name (rag.places.english_names), as a
+    capitalised whole word (Nankai, not Nankai University)."""
+    for name in english_names(place):
+        for m in re.finditer(rf"\b{re.escape(name)}(?:'s)?\b", question):
+            if not _INSTITUTION_AFTER_EN.match(question[m.end():]):
+                return True
+    return False
 
 
 def named_places(question: str) -> list[str]:

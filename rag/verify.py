@@ -143,20 +143,24 @@ def norm(text: str) -> str:
 _UNITS = (
     "个百分点|百分点|个工作日|工作日|个月|个季度|季度|周岁|平方公里|平方米|千瓦时|万千瓦|千瓦|公里|千米|公顷|人次|户次|家次|"
     "千克|公斤|分钟|小时|元|户|家|个|项|次|场|条|名|人|年|月|日|天|周|倍|批|笔|件|所|座|台|套|亩|吨|岁|位|期|届|轮|"
-    "种|类|款|份|支|处|间|张|本|篇|部|辆|栋|层|秒|米|克|%|％|‰"
+    "种|类|款|份|支|处|间|张|本|篇|部|辆|栋|层|秒|米|克|%|％|‰|"
+    # the same in traditional characters (a reply published in them: 1億元, 30個項目), read as the simplified ones
+    "個百分點|百分點|個工作日|個月|個季度|平方公裏|戶次|分鐘|小時|戶|個|項|場|條|歲|屆|輪|種|類|處|間|張|輛|棟|層|筆|臺|畝|噸"
 )
-_MAG = "万亿|亿|万|千|百"
-_CN_DIGITS = "〇零一二两三四五六七八九"
-_CN_ALL = _CN_DIGITS + "十百千万亿"
+_MAG = "万亿|亿|万|千|百|萬億|億|萬"
+_CN_DIGITS = "〇零一二两三四五六七八九兩"
+_CN_ALL = _CN_DIGITS + "十百千万亿萬億"
 _AR = r"\d+(?:[,，]\d{3}(?!\d))*(?:\.\d+)?"
 NUMBER = re.compile(
     rf"(?:百分之(?P<pct>{_AR}|[{_CN_ALL}]+(?:点[{_CN_DIGITS}]+)?))"
     rf"|(?<![\d.A-Za-z])(?P<ar>{_AR})[ \t]?(?P<m1>多|余)?(?P<mag>{_MAG})?(?P<m2>多|余)?(?P<unit>{_UNITS})?"
     rf"|(?P<cn>[{_CN_DIGITS}十][{_CN_ALL}]*)(?P<m3>多|余)?(?P<cunit>{_UNITS})",
 )
-_CN_VAL = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_MAG_VAL = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000, "万亿": 10**12}
-_UNIT_ALIAS = {"％": "%", "公斤": "千克", "千米": "公里"}
+_CN_VAL = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_MAG_VAL = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000, "万亿": 10**12, "萬": 10_000, "億": 100_000_000, "萬億": 10**12}
+_TRADITIONAL_UNITS = dict(zip("個項場條歲屆輪種類處間張輛棟層筆臺畝噸戶", "个项场条岁届轮种类处间张辆栋层笔台亩吨户"))
+_UNIT_ALIAS = {"％": "%", "公斤": "千克", "千米": "公里", "個百分點": "个百分点", "百分點": "百分点", "個工作日": "个工作日", "個月": "个月",
+               "個季度": "个季度", "平方公裏": "平方公里", "戶次": "户次", "分鐘": "分钟", "小時": "小时", **_TRADITIONAL_UNITS}
 _MONEY = {"元"}
 # counted things that prose names in words ("三个方面", "两项措施"): not checked when written in Chinese numerals up to 10
 _ENUM_UNITS = {"个", "项", "条", "种", "类", "部", "本", "篇", "张", "间", "处", "支", "份", "款", "位", "件", "期", "届", "轮", "层"}
@@ -181,9 +185,9 @@ def cn_to_number(s: str) -> Decimal | None:
         elif c in ("十", "百", "千"):
             section += (digit if digit is not None else 1) * _MAG_VAL[c]
             digit = None
-        elif c in ("万", "亿"):
+        elif c in ("万", "亿", "萬", "億"):
             section += digit or 0
-            total = (total + section) * _MAG_VAL[c] if c == "亿" or total == 0 else total + section * _MAG_VAL[c]
+            total = (total + section) * _MAG_VAL[c] if c in ("亿", "億") or total == 0 else total + section * _MAG_VAL[c]
             section, digit = Decimal(0), None
         else:
             return None

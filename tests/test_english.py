@@ -181,3 +181,22 @@ def test_states_figures_of_reads_a_chinese_item_by_value_in_english():
     assert states("10.33亿元", d) and not states("1033万元", d)
     assert not states("首贷户", d)  # no figure: only the words as written count
     assert not states("10.33亿元", "沈阳市拉动信贷投放10.33亿元。[1]")  # not English
+
+
+def test_place_name_below_the_gazetteer_in_pinyin_with_its_level():
+    from rag.english import place_name
+
+    assert place_name("沈阳市") == "Shenyang (沈阳市)"
+    assert place_name("秭归县(湖北宜昌)") == "Zigui County (秭归县(湖北宜昌))"
+    assert place_name("天津市南开区") == "Nankai District (天津市南开区)"
+    assert place_name("宜都市") == "Yidu (宜都市)"  # the gazetteer’s spelling, corrected (was Yidou)
+    assert place_name("全国") == "全国"  # no level: left in Chinese
+
+
+def test_traditional_figures_are_read_as_simplified():
+    (m,) = find_numbers("用好用活1億元中小企業應急周轉金")
+    assert (m.value, m.unit) == (Decimal(100_000_000), "元")
+    (m,) = find_numbers("縣級財政給予400萬元的一次性獎勵補助")
+    assert (m.value, m.unit) == (Decimal(4_000_000), "元")
+    assert [(x.value, x.unit) for x in find_numbers("新建30個項目,兩億元")] == [(Decimal(30), "个"), (Decimal(200_000_000), "元")]
+    assert figure(find_numbers("1億元")[0], "1億元") == "CNY 100 million (1億元)"

@@ -81,3 +81,25 @@ def test_national_replies_are_no_city():
 
     assert normalise_place("全国") == "全国"
     assert normalise_place("沈阳") == "沈阳市"
+
+
+# ------------------------------------------------------------------ places below the gazetteer, in English
+from rag.places import english_names  # noqa: E402
+from rag.plan import place_filter  # noqa: E402
+
+
+def test_english_names_of_places_below_the_gazetteer():
+    assert english_names("沈阳市") == ("Shenyang",)  # the gazetteer's own name
+    assert english_names("秭归县(湖北宜昌)") == ("Zigui",)
+    assert english_names("威海市环翠区") == ("Huancui",)  # the district's own name, after its city
+    assert english_names("丽水市莲都区") == ("Liandu", "Liandou")  # 都 read as in Chengdu first, then its other reading
+    assert english_names("岳阳县") == ("Yueyang",)  # one name, not 岳阳 + 县
+
+
+def test_english_question_filters_by_a_county_or_district():
+    idx = {"秭归县", "天津市", "天津市南开区", "丽水市莲都区", "沈阳市"}
+    assert place_filter("How large is the emergency revolving fund that Zigui County uses?", idx)[0] == ["秭归县"]
+    assert place_filter("How much did the output of Liandu District (Lishui) rise?", idx)[0] == ["丽水市莲都区"]
+    assert "天津市南开区" in place_filter("What tiers does Tianjin's Nankai District use?", idx)[0]
+    assert place_filter("What did Nankai University publish?", idx)[0] == []  # an institution, not the district
+    assert place_filter("How many zigui firms?", idx)[0] == []  # capitalised whole words only
