@@ -285,15 +285,21 @@ MEASURE_UNITS = "平方公里|平方千米|平方米|立方米|公顷|公里|千
 _UNIT_ASKED = [
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
     ("date", re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
-    ("count:家户", re.compile(r"(多少|几)(家|户)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
-    ("count:人", re.compile(r"(多少|几)(人|名|位)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
+    # how long: a duration (个工作日, 天, 小时; "how long", "how many days")
+    ("duration", re.compile(r"多长时间|多久|(多少|几)个?(工作日|天|小时|分钟)|\bhow long\b|\bhow many (working |business )?(days|hours|minutes)\b", re.I),
+     re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(个)?\s*(工作日|天|小时|分钟|个月|周)|[一两]个?半(小时|天|个?月)")),
+    ("count:家户", re.compile(r"(多少|几)(家|户)|\bhow many ([\w-]+ ){0,4}(firms|companies|enterprises|businesses|households|banks|institutions)\b", re.I),
+     re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
+    ("count:人", re.compile(r"(多少|几)(人|名|位)|\bhow many ([\w-]+ ){0,4}(people|persons|talents|experts|graduates|students|employees|workers|members)\b", re.I),
+     re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
     # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
     ("measure", re.compile(rf"(多少|几)({MEASURE_UNITS})"), None),
     ("count:项", re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
     # a share or rate: a figure in %, 成 or 倍 (按比例补助 states none); a change in 个百分点 only when a change is asked
-    ("pct_change", re.compile(r"(比例|比重|费率|利率|占比)[^，。?？]{0,6}(降低|下降|提高|上升|增加|减少|下调|上调|降了|升了)|(降低|下降|提高|上升|增加|减少|下调|上调)[^，。?？]{0,8}(多少|几)个?百分点|(多少|几)个百分点"),
+    ("pct_change", re.compile(r"(比例|比重|费率|利率|占比)[^，。?？]{0,6}(降低|下降|提高|上升|增加|减少|下调|上调|降了|升了)|(降低|下降|提高|上升|增加|减少|下调|上调)[^，。?？]{0,8}(多少|几)个?百分点|(多少|几)个百分点|"
+                            r"\bpercentage points?\b|\b(share|proportion|ratio|rate)\b[^,.?]{0,90}\b(rise|rose|risen|fall|fell|fallen|increase|increased|decrease|decreased|drop|dropped|go up|went up|go down|went down|change|changed)\b", re.I),
      re.compile(r"个百分点|\d\s*(%|％)|百分之")),
-    ("pct", re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|费率|几成|多少成|percentage|\brate\b|proportion)", re.I), re.compile(r"\d\s*(%|％)|百分之|[\d一二三四五六七八九十]\s*成(?![立为果效本员功绩])|\d\s*倍")),
+    ("pct", re.compile(r"(比例|比重|占比|百分之|增长率|增速|利率|费率|几成|多少成|percentage|\brate\b|proportion|\bshare of\b|\bper ?cent\b)", re.I), re.compile(r"\d\s*(%|％)|百分之|[\d一二三四五六七八九十]\s*成(?![立为果效本员功绩])|\d\s*倍")),
     # a fund's size is money (基金的总规模 is not answered by 可投规模的50%)
     ("fund_money", re.compile(r"(基金|资金|资本|资金池)[^，。?？]{0,12}(规模|总额|体量)"),
      re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*(美)?元|" + _WAN_AMOUNT)),

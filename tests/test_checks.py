@@ -167,3 +167,27 @@ def test_word_window_and_multi_character_units():
     assert word_window("企业", 4, end=True) == "企业"
     assert head_terms("产业园的规划总面积是多少平方公里") == ("总面积",)
     assert unit_kind("规划总面积是多少平方公里") == "measure:平方公里"
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("By how much did the share of high-tech manufacturing in Henan's above-designated-size industry rise?", "pct_change"),
+    ("By how many percentage points did the rate fall?", "pct_change"),
+    ("What share of small-business loans are credit loans?", "pct"),
+    ("In Shenyang, how long does it take on average to complete business registration?", "duration"),
+    ("沈阳开办企业需要多长时间?", "duration"),
+    ("How many national-level specialized little giant firms does Tianjin have?", "count:家户"),
+    ("How many talents did Chongqing bring in during 2022?", "count:人"),
+    ("How much money did Zigui put into the fund?", "money"),
+])
+def test_english_questions_ask_a_kind_of_figure(question, kind):
+    from rag.textproc import unit_kind
+
+    assert unit_kind(question) == kind
+
+
+def test_a_duration_is_not_stated_by_half_a_year_or_a_date():
+    from rag.textproc import unit_pattern
+
+    need = unit_pattern("duration")
+    assert need.search("企业登记办理平均用时压缩至1.4个小时") and need.search("压缩至3个工作日") and need.search("一个半月")
+    assert not need.search("上半年,全市企业主体登记技术合同2748项") and not need.search("2023年3月22日")
