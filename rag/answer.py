@@ -100,8 +100,11 @@ def listed_items(doc_chunks: list[Chunk], chunk: Chunk, leads: Callable[[str], b
                 seq.append((c, n == 0, x))
     def inside_item(i: int) -> bool:  # the lead is itself part of an item of the list that follows (一是…。编制…。二是…)
         style, j = marker_style(seq[i + 1][2]), i
-        if seq[i][0].section_path and marker_style(seq[i][0].section_path[-1]) == style:  # the chunker's item heading
-            return True
+        c = seq[i][0]
+        if c.section_path and marker_style(c.section_path[-1]) == style:  # the chunker's item heading, unless the
+            at = c.text.find(c.section_path[-1][:12])  # passage reaches it only after the lead (lead, then 一是…)
+            if at == -1 or at < c.text.find(seq[i][2]):
+                return True
         while True:
             if marker_style(seq[j][2]) == style:
                 return True

@@ -82,6 +82,21 @@ def test_listed_items_inside_one_paragraph_end_at_another_kind_of_marker():
     assert listed_items(one, one[0], _leads) is None
 
 
+def test_a_lead_before_the_first_item_is_no_part_of_it():
+    """The chunker names a passage by the first item it holds (一、… › 一是突出政策导向), but its lead sentence
+    comes before that item: it leads the list, it is not inside an item."""
+    doc = [
+        _chunk(0, ["一、考核机制", "一是突出政策导向"], "构建了“四维一体”的评价体系。\n一是突出政策导向。提高分值。"),
+        _chunk(1, ["一、考核机制", "二是鼓励业务拓展"], "二是鼓励业务拓展。考核规模。"),
+        _chunk(2, ["一、考核机制", "三是弱化盈利考核"], "三是弱化盈利考核。坚持保本微利原则。"),
+    ]
+    lead, items = listed_items(doc, doc[0], _leads)
+    assert lead.startswith("构建了") and [s[0] for _, s in items] == ["一是突出政策导向。", "二是鼓励业务拓展。", "三是弱化盈利考核。"]
+    # a lead after its item's heading is inside that item (一是…。编制…体系。二是…): no list of its own
+    inside = [_chunk(0, ["一、考核机制", "一是突出政策导向"], "一是突出政策导向。编制评价体系。\n二是鼓励业务拓展。考核规模。")]
+    assert listed_items(inside, inside[0], _leads) is None
+
+
 @pytest.mark.parametrize(
     "question, places",
     [
