@@ -322,7 +322,14 @@ class ExtractiveAnswerer:
         return out
 
     def _context(self, plan: QuestionPlan) -> CheckContext:
-        return CheckContext(self.cfg, self.known, no_terms=not plan.terms, latin=bool(re.search(r"[A-Za-z]{3,}", plan.text)))
+        return CheckContext(self.cfg, self.known, no_terms=not plan.terms, latin=bool(re.search(r"[A-Za-z]{3,}", plan.text)),
+                            before=self._before if self.section_chunks else None)
+
+    def _before(self, chunk: Chunk) -> str:
+        """The text of the passage before `chunk` in its section (a long paragraph cut in two goes on in it)."""
+        same = self.section_chunks(chunk.doc_id, chunk.section_path)
+        at = next((i for i, c in enumerate(same) if c.chunk_id == chunk.chunk_id), 0)
+        return same[at - 1].text if at > 0 else ""
 
     def _judge(self, plan: QuestionPlan, part: PlanPart, s: _Sent, best: tuple[float, float]) -> tuple[bool, float, list[Finding]]:
         """(accepted, probability, findings) of one candidate: every check must pass (rules), or the learned

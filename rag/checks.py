@@ -15,7 +15,7 @@ from typing import Callable
 from .config import AnswerConfig
 from .places import short_name
 from .textproc import cn_numbers_to_digits, domain_terms, equivalents, mentions, normalise, tokenize, unit_pattern
-from .types import Finding, Hit, PlanPart
+from .types import Chunk, Finding, Hit, PlanPart
 
 # a figure in a sentence: digits, or Chinese numerals with a measure word
 NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
@@ -65,6 +65,7 @@ class CheckContext:
     known: Callable[[str], bool] | None = None  # does any indexed passage use this word?
     no_terms: bool = False  # the question has no key terms (an English question outside the glossary)
     latin: bool = False  # the question has real (Latin) words
+    before: Callable[[Chunk], str] | None = None  # the passage before this one in its section ("" for none)
 
     def passage(self, c: Candidate) -> str:
         return normalise(c.hit.chunk.text).lower()
@@ -204,12 +205,33 @@ def check_concept(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _ok("concept")
 
 
+_ITEM_START = re.compile(r"\s*(?:[一二三四五六七八九十]+[、是]|[(（][一二三四五六七八九十\d]+[)）]|\d+\s*[、.．](?!\d))")
+
+
+def _paragraph(c: Candidate, ctx: CheckContext) -> str:
+    """The text the sentence belongs to: its line and the lines before it back to the start of its item (一是…,
+    (二)…) — a long paragraph is cut into lines and passages when it is parsed and chunked — and, when the passage
+    holds no item start above the sentence, the last line of the passage before it in its section."""
+    lines = c.hit.chunk.text.split("\n")
+    at = next((i for i, ln in enumerate(lines) if c.text in ln), None)
+    if at is None:
+        return c.hit.chunk.text
+    out = []
+    for ln in reversed(lines[: at + 1]):
+        out.append(ln)
+        if _ITEM_START.match(ln):
+            return "".join(reversed(out))
+    if ctx.before is not None:  # the passage before: the line this passage's first one goes on from
+        out.append(ctx.before(c.hit.chunk).split("\n")[-1])
+    return "".join(reversed(out))
+
+
 def check_quoted(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """“金小二”: the paragraph quoted from names what the question quotes, and the sentence is not about
     another named programme (“三贷中心”累计为…)."""
     if not part.quoted:
         return _ok("quoted", False)
-    para = next((ln for ln in c.hit.chunk.text.split("\n") if c.text in ln), c.hit.chunk.text)
+    para = _paragraph(c, ctx)
     low = normalise(para).lower()
     missing = [n for n in part.quoted if not mentions(low, n)]
     if missing:

@@ -122,12 +122,32 @@ def place_filter(question: str, indexed: set[str]) -> tuple[list[str], list[str]
     for c in sorted(indexed):
         base = _base(c)
         short = re.sub(r"(市|县|区|旗)$", "", base)
-        if base in question or (len(short) >= 2 and short != base and short not in _AMBIGUOUS_SHORT and short in question):
+        own = _own_name(base)  # 丹东市元宝区 -> 元宝区: a district is named without its city too
+        if base in question or (len(short) >= 2 and short != base and short not in _AMBIGUOUS_SHORT and short in question) or (
+                own != base and own in question):
             known.append(c)
         elif latin and c not in known and _names_in_english(base, question):  # Zigui County, Huancui District
             known.append(c)
     known = list(dict.fromkeys(known))
     return known, ([] if known else unknown)
+
+
+def _outside_names(text: str, edit) -> str:
+    """`edit` applied to the text outside quoted names and titles (“@沈阳营商”, 《沈阳市…办法》 keep their places)."""
+    out, last = [], 0
+    for m in _NAME_SPAN.finditer(text):
+        out += [edit(text[last:m.start()]), m.group(0)]
+        last = m.end()
+    return "".join(out + [edit(text[last:])])
+
+
+def _own_name(place: str) -> str:
+    """An indexed place's own name after the larger place it is in (丹东市元宝区 -> 元宝区, 威海市环翠区 -> 环翠区),
+    with its level; the place itself when it is in no larger one (秭归县, 沈阳市)."""
+    for _, a, b in find_places(place):
+        if a == 0 and len(place) - b >= 3 and re.search(r"(区|县|旗)$", place):
+            return place[b:]
+    return place
 
 
 def _names_in_english(place: str, question: str) -> bool:
@@ -228,6 +248,8 @@ def _key_terms(topic: str) -> tuple[list[str], dict[str, tuple[str, ...]], str]:
     return terms, alts, official
 
 
+# a quoted name or title: the places in it are part of the name, not a filter to drop from the topic
+_NAME_SPAN = re.compile(r"“[^”]{1,30}”|\"[^\"]{1,30}\"|《[^》]{1,60}》")
 _PROPOSAL_TITLE = re.compile(r"关于[^,，。;；?？《》“”]{2,40}?的?(建议|提案|议案)(?!中|里)")
 
 
@@ -282,14 +304,18 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     plan.years = [str(y) for y in years] if years else list(dict.fromkeys(_YEAR_FILTER.findall(simple)))
     plan.expansion = expand_english(simple)
     topic = f"{simple} {plan.expansion}".strip()
+    names = [m.span() for m in _NAME_SPAN.finditer(topic)]
     for full, a, b in sorted(find_places(topic), key=lambda x: -x[1]):  # place names are filters, not topic words
-        if full not in written:  # a place only written about is what the passage must be about: a topic word
-            topic = topic[:a] + " " + topic[b:]
+        if full in written:  # a place only written about is what the passage must be about: a topic word
+            continue
+        if any(x <= a and b <= y for x, y in names):  # inside a quoted name (“@沈阳营商”, 《沈阳市…办法》): part of the name
+            continue
+        topic = topic[:a] + " " + topic[b:]
     for c in plan.cities:  # and so are the indexed places below the gazetteer's level (秭归县, 环翠区)
         base = _base(c)
-        for name in (base, re.sub(r"(市|县|区|旗)$", "", base)):
+        for name in (base, re.sub(r"(市|县|区|旗)$", "", base), _own_name(base)):
             if len(name) >= 2:
-                topic = topic.replace(name, " ")
+                topic = _outside_names(topic, lambda t, n=name: t.replace(n, " "))
     plan.terms, plan.alts, plan.official = _key_terms(topic)
     if simple != text:
         plan.official = f"{plan.official} {simple}".strip()

@@ -191,3 +191,20 @@ def test_a_duration_is_not_stated_by_half_a_year_or_a_date():
     need = unit_pattern("duration")
     assert need.search("企业登记办理平均用时压缩至1.4个小时") and need.search("压缩至3个工作日") and need.search("一个半月")
     assert not need.search("上半年,全市企业主体登记技术合同2748项") and not need.search("2023年3月22日")
+
+
+def test_quoted_name_in_the_lines_of_its_paragraph_above_and_the_passage_before():
+    plan = analyze("“@沈阳营商”小程序有多少实名注册用户?", _Lex())
+    part, ctx = plan.parts[0], CheckContext(AnswerConfig(), known=None)
+    said = "截至目前,平台总访问量已超过600万次,实名注册用户12万。"
+    # the name two lines up, no item start between: the same paragraph, cut into lines
+    above = _cand(said, "市营商局建设“@沈阳营商”移动微服务平台。\n自2019年运行以来,开通18个服务板块。\n" + said)
+    assert CHECKS["quoted"](part, above, ctx).ok
+    # the name in another item (二是… starts between them): not this paragraph's
+    other = _cand(said, "一是建设“@沈阳营商”移动微服务平台。\n二是建设政务平台。" + said)
+    assert not CHECKS["quoted"](part, other, ctx).ok
+    # the passage goes on from the one before it, whose last line names it
+    prev = "一、关于惠企政策\n市营商局建设“@沈阳营商”移动微服务平台。"
+    ctx_before = CheckContext(AnswerConfig(), known=None, before=lambda chunk: prev)
+    cut = _cand(said, said)
+    assert CHECKS["quoted"](part, cut, ctx_before).ok and not CHECKS["quoted"](part, cut, ctx).ok

@@ -103,3 +103,31 @@ def test_english_question_filters_by_a_county_or_district():
     assert "天津市南开区" in place_filter("What tiers does Tianjin's Nankai District use?", idx)[0]
     assert place_filter("What did Nankai University publish?", idx)[0] == []  # an institution, not the district
     assert place_filter("How many zigui firms?", idx)[0] == []  # capitalised whole words only
+
+
+def test_a_district_named_without_its_city_is_a_filter_not_a_topic_word():
+    class Lex:
+        def cities(self):
+            return ["丹东市元宝区", "长春市二道区", "沈阳市"]
+
+        def known(self, w):
+            return True
+
+    plan = analyze("元宝区为什么要专门给小企业盖统一规格的厂房?", Lex())
+    assert plan.cities == ["丹东市元宝区"] and "元宝区" not in plan.terms and "元宝" not in plan.terms
+    # the question words of a list question are no key terms
+    plan = analyze("长春市二道区工信局下一步打算从哪几个方面支持区内国资国企发展?", Lex())
+    assert plan.cities == ["长春市二道区"] and not {"几个", "哪几个", "一步"} & set(plan.terms) and "国资" in plan.terms
+
+
+def test_places_inside_a_quoted_name_stay_in_the_topic():
+    class Lex:
+        def cities(self):
+            return ["沈阳市"]
+
+        def known(self, w):
+            return True
+
+    plan = analyze("沈阳的“@沈阳营商”小程序有多少实名注册用户?", Lex())
+    assert plan.cities == ["沈阳市"] and "沈阳" in plan.terms  # the name's 沈阳, not the filter's
+    assert "沈阳" not in analyze("沈阳的小程序有多少实名注册用户?", Lex()).terms
