@@ -40,6 +40,7 @@ class RetrievalConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 1.6  # RRF weight of BM25 against dense 1.0: measured over the 390 gold questions (README)
     per_doc_comparative: int = 2  # passages per document for comparative questions
+    anchor_idf_share: float = 0.75  # comparative: a question word with this share of its rarest word's IDF is an anchor
     ranking: str = "learned"  # final ranking: learned (rag/data/ranker.json, `rag train`) | coverage (RRF + weight x coverage); measured in the README
     ranker: str = ""  # the learned ranking's JSON file; empty = the bundled rag/data/ranker.json
     coverage_weight: float = 0.02  # ranking = coverage: RRF score + this x key-term coverage of the passage

@@ -377,7 +377,10 @@ class Retriever:
         present = [t for t in q.terms if df.get(t, 0) > 0 and len(t) >= 2]
         domain = [t for t in present if t in domain_terms()]
         max_idf = max((self.idf(t) for t in present), default=0.0)
-        anchors = domain or [t for t in present if self.idf(t) >= 0.75 * max_idf]
+        cfg_anchor = self.settings.retrieval.anchor_idf_share
+        # the field's names and the question's most specific words, either of which makes a document relevant
+        # (续贷周转的转贷或应急周转资金: 续贷 is a field's name, 转贷 and 应急 the rarest words)
+        anchors = list(dict.fromkeys(domain + [t for t in present if self.idf(t) >= cfg_anchor * max_idf]))
 
         def has_anchor(d: str) -> bool:
             return any(a in normalise(gen.chunks[r].text) for r in by_doc[d][:3] for a in anchors)

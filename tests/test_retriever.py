@@ -175,3 +175,31 @@ def test_term_weights_are_computed_once_per_generation(retriever, monkeypatch):
     retriever._idf_gen = None  # another generation: weights computed again (document frequencies changed)
     retriever.coverage(q, "另一段文字,营业收入。")
     assert len(calls) == 2 * n
+
+
+# ------------------------------------------------------------------ comparative anchors, on made-up replies
+_REPLIES = {
+    "alpha": "city: 甲市\n\n关于缓解企业融资难的答复\n一、融资服务\n成立续贷服务中心,为到期企业办理无还本续贷,累计续贷12亿元。\n",
+    "beta": "city: 乙市\n\n关于缓解企业融资难的答复\n一、融资服务\n将中小微企业转贷应急周转资金规模扩大到20亿元,帮助企业按期还贷。\n",
+    "gamma": "city: 丙市\n\n关于人才引进的答复\n一、人才政策\n对新引进的博士每月给予生活补贴2000元。\n",
+}
+
+
+@pytest.fixture(scope="module")
+def anchor_retriever(tmp_path_factory):
+    from rag.ingest import ingest
+
+    root = tmp_path_factory.mktemp("anchors")
+    (root / "replies").mkdir()
+    for name, text in _REPLIES.items():
+        (root / "replies" / f"{name}.txt").write_text(text, encoding="utf-8")
+    ingest([root / "replies"], settings_for(root / "index"))
+    return Retriever(settings_for(root / "index"))
+
+
+def test_comparative_anchor_is_a_field_name_or_a_rarest_word(anchor_retriever):
+    """续贷 is one of the field's names, 转贷 and 应急 are the question's rarest words: a reply saying either is
+    relevant (the field's name alone used to be the only anchor, and 乙市's 转贷应急周转资金 was left out)."""
+    hits = anchor_retriever.search("哪些地方设立了帮企业续贷周转的转贷或应急周转资金?", k=5).hits
+    docs = {h.chunk.doc_id for h in hits}
+    assert {"alpha", "beta"} <= docs and "gamma" not in docs, docs
