@@ -98,9 +98,14 @@ def clean_question(text: str) -> str:
     return _UNSAFE.sub(" ", text or "")[:MAX_QUERY_CHARS]
 
 
+# 哪个区, 每个县, 该区, 全区: a question word or a determiner before 区/县 names no district
+_NOT_A_NAME = re.compile(r"[哪几什每各该本这那全某此其个]")
+
+
 def is_district(name: str) -> bool:
-    """Is the name before 区/县 (黄埔 of 黄埔区) a district's, not part of a common word (专区, 自贸区, 市区)?"""
-    return name not in _NOT_A_DISTRICT and name[-1] not in _COMMON_QU
+    """Is the name before 区/县 (黄埔 of 黄埔区) a district's, not part of a common word (专区, 自贸区, 市区) nor a
+    question word or determiner (哪个区, 每个县)?"""
+    return name not in _NOT_A_DISTRICT and name[-1] not in _COMMON_QU and not _NOT_A_NAME.search(name)
 
 
 def _base(city: str) -> str:
@@ -175,8 +180,12 @@ def named_places(question: str) -> list[str]:
 def question_parts(question: str) -> list[str]:
     """'…发布了多少融资需求?累计放款多少?' -> two parts, each with its own question word."""
     pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))|,?\s+and\s+(?=(?:to\s+|for\s+|in\s+)?(?:how|what|which|when|who)\b)", question, flags=re.I) if p and p.strip()]
-    parts = [p for p in pieces if QWORD.search(p)]
+    # 不管企业在哪个区, …: a concessive clause's question word asks nothing
+    parts = [p for p in pieces if QWORD.search(_CONCESSIVE.sub("", p))]
     return parts if len(parts) >= 2 else [question]
+
+
+_CONCESSIVE = re.compile(r"(?:不管|无论|不论|不拘)[^,，。;；?？]*")
 
 
 def word_window(run: str, n: int, end: bool) -> str:

@@ -131,3 +131,13 @@ def test_places_inside_a_quoted_name_stay_in_the_topic():
     plan = analyze("沈阳的“@沈阳营商”小程序有多少实名注册用户?", Lex())
     assert plan.cities == ["沈阳市"] and "沈阳" in plan.terms  # the name's 沈阳, not the filter's
     assert "沈阳" not in analyze("沈阳的小程序有多少实名注册用户?", Lex()).terms
+
+
+def test_a_concessive_clause_is_no_part_and_names_no_district():
+    from rag.plan import is_district, question_parts
+
+    q = "在郑州,不管企业在哪个区,能在市内任意地方办理的政务事项现在有多少个?"
+    assert question_parts(q) == [q]
+    assert question_parts("沈阳上半年发布了多少融资需求?累计放款多少?") == ["沈阳上半年发布了多少融资需求", "累计放款多少"]
+    assert not is_district("哪个") and not is_district("每个") and is_district("黄埔")
+    assert all(not p.districts for p in analyze(q, _Lex()).parts)
