@@ -9,6 +9,7 @@ standardisation, coefficients, threshold, how it was trained and validated), rea
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -131,11 +132,34 @@ class Example:
     answerable: bool
 
 
-def fit(examples: list[Example], c: float = 1.0, names: list[str] | None = None) -> Decider:
-    """Logistic regression on the candidates, then the threshold that decides best per question."""
-    dec = fit_linear([e.feats for e in examples], [e.label for e in examples], list(names or FEATURES), c)
-    dec.threshold, dec.min_coverage = best_threshold(dec, examples)
+def fit(examples: list[Example], c: float = 1.0, names: list[str] | None = None, inner_folds: int = 5) -> Decider:
+    """Logistic regression on the candidates, then the threshold that decides best per question — chosen on
+    probabilities each question got from a model fitted without its place (`inner_folds` folds by group), not
+    on the training fit's own, which are surer than the model will be on a new reply."""
+    names = list(names or FEATURES)
+    dec = fit_linear([e.feats for e in examples], [e.label for e in examples], names, c)
+    held = held_out_probabilities(examples, c, names, inner_folds)
+    dec.threshold, dec.min_coverage = best_threshold(dec, examples, held)
     return dec
+
+
+def held_out_probabilities(examples: list[Example], c: float, names: list[str], n_folds: int) -> list[float] | None:
+    """Each example's probability from a model fitted on the other places' examples (places spread over
+    `n_folds` folds), or None when there are too few places or labels to hold any out."""
+    groups = sorted({e.group for e in examples})
+    if n_folds < 2 or len(groups) < n_folds:
+        return None
+    fold = {g: i % n_folds for i, g in enumerate(sorted(groups, key=lambda g: hashlib.sha1(g.encode()).hexdigest()))}
+    out = [0.0] * len(examples)
+    for k in range(n_folds):
+        train = [e for e in examples if fold[e.group] != k]
+        if len({e.label for e in train}) < 2:
+            return None
+        m = fit_linear([e.feats for e in train], [e.label for e in train], names, c)
+        for i, e in enumerate(examples):
+            if fold[e.group] == k:
+                out[i] = m.probability(e.feats)
+    return out
 
 
 def fit_linear(rows: list[dict[str, float]], labels: list[int], names: list[str], c: float) -> Decider:
@@ -151,26 +175,32 @@ def fit_linear(rows: list[dict[str, float]], labels: list[int], names: list[str]
     return Decider(list(names), mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), 0.5)
 
 
-def question_outcomes(dec: Decider, examples: list[Example], min_coverage: float = 0.0) -> list[tuple[bool, float, int]]:
+def question_outcomes(dec: Decider, examples: list[Example], min_coverage: float = 0.0,
+                      probs: list[float] | None = None) -> list[tuple[bool, float, int]]:
     """Per question part: (answerable, best probability, label of the best candidate) among the candidates at
-    or above the coverage floor (probability 0 when none is)."""
+    or above the coverage floor (probability 0 when none is); `probs` are the examples' probabilities when given
+    (held out), else the model's."""
     best: dict[tuple[str, int], tuple[float, int, bool]] = {}
-    for e in examples:
+    for i, e in enumerate(examples):
         key = (e.qid, e.part)
-        p = dec.probability(e.feats) if e.feats.get("coverage", 0.0) >= min_coverage else 0.0
+        prob = probs[i] if probs is not None else dec.probability(e.feats)
+        p = prob if e.feats.get("coverage", 0.0) >= min_coverage else 0.0
         if key not in best or p > best[key][0]:
             best[key] = (p, e.label if p > 0 else 0, e.answerable)
     return [(a, p, lab) for p, lab, a in best.values()]
 
 
-def best_threshold(dec: Decider, examples: list[Example]) -> tuple[float, float]:
+def best_threshold(dec: Decider, examples: list[Example], probs: list[float] | None = None) -> tuple[float, float]:
     """The (threshold, coverage floor) with the most right decisions over the question parts: a right answer on
-    an answerable part, a refusal on an unanswerable one (a wrong answer and a wrong refusal cost the same)."""
-    best_t, best_f, best_v = 0.5, 0.0, -1
+    an answerable part, a refusal on an unanswerable one (a wrong answer and a wrong refusal cost the same). Of
+    the thresholds that tie at the best floor, the middle one (a plateau's edge is where a new reply falls off)."""
+    best_f, best_v, ties = 0.0, -1, [0.5]
     for floor in np.linspace(0.0, 0.3, 13):
-        out = question_outcomes(dec, examples, float(floor))
+        out = question_outcomes(dec, examples, float(floor), probs)
         for t in np.linspace(0.05, 0.95, 91):
             v = sum(1 for a, p, lab in out if (a and p >= t and lab) or (not a and p < t))
             if v > best_v:
-                best_t, best_f, best_v = float(t), float(floor), v
-    return best_t, best_f
+                best_f, best_v, ties = float(floor), v, [float(t)]
+            elif v == best_v and float(floor) == best_f:
+                ties.append(float(t))
+    return ties[len(ties) // 2], best_f

@@ -77,3 +77,33 @@ def test_pairwise_ranker_orders_within_a_question():
     m = fit_ranker(rows)
     assert m.coef[m.names.index("coverage")] > 0
     assert m.score({"coverage": 0.9, "bm25_rr": 0.5}) > m.score({"coverage": 0.6, "bm25_rr": 1.0})
+
+
+def test_threshold_is_chosen_on_probabilities_held_out_by_place():
+    """Every example's probability for choosing the threshold comes from a model that never saw its place; with
+    too few places there is nothing to hold out and the training fit's own probabilities are used."""
+    from rag.decide import held_out_probabilities
+
+    rng = np.random.default_rng(1)
+    ex = []
+    for i in range(120):
+        answerable = i % 3 != 0
+        for j in range(3):
+            good = answerable and j == 0
+            cov = float(rng.uniform(0.5, 1.0) if good else rng.uniform(0.0, 0.6))
+            ex.append(Example(f"q{i}", f"place{i % 6}", 0, {"coverage": cov}, int(good), answerable))
+    held = held_out_probabilities(ex, 1.0, ["coverage"], 3)
+    assert held is not None and len(held) == len(ex) and all(0.0 < p < 1.0 for p in held)
+    own = fit(ex, c=1.0, names=["coverage"], inner_folds=0)
+    assert held != [own.probability(e.feats) for e in ex]  # not the training fit's
+    assert held_out_probabilities(ex[:9], 1.0, ["coverage"], 5) is None  # one place: nothing to hold out
+    m = fit(ex, c=1.0, names=["coverage"], inner_folds=3)
+    assert m.threshold == best_threshold(m, ex, held)[0]
+
+
+def test_a_tied_threshold_is_the_middle_of_the_plateau():
+    # two parts: an answerable one at 0.8 and an unanswerable one at 0.2 — every threshold in (0.2, 0.8] is right
+    ex = [Example("a", "g", 0, {"coverage": 1.0}, 1, True), Example("u", "g", 0, {"coverage": 1.0}, 0, False)]
+    probs = [0.8, 0.2]
+    t, _ = best_threshold(None, ex, probs)
+    assert 0.45 <= t <= 0.55
