@@ -43,15 +43,22 @@ def test_a_bad_model_file_is_a_clear_error(tmp_path):
         load_decider(tmp_path / "missing.json")
 
 
-def test_fit_learns_a_separable_signal_and_a_threshold():
-    rng = np.random.default_rng(0)
+def _synthetic(seed, n, unanswerable_every, places, good, bad, names):
+    """Questions of three candidates each, the first holding the answer when the question is answerable; its
+    coverage drawn from `good`, the others' from `bad`; questions spread over `places`."""
+    rng = np.random.default_rng(seed)
     ex = []
-    for i in range(200):
-        answerable = i % 4 != 0
+    for i in range(n):
+        answerable = i % unanswerable_every != 0
         for j in range(3):
-            good = answerable and j == 0
-            cov = float(rng.uniform(0.6, 1.0) if good else rng.uniform(0.0, 0.4))
-            ex.append(Example(f"q{i}", f"g{i % 5}", 0, {"coverage": cov, "score": cov}, int(good), answerable))
+            right = answerable and j == 0
+            cov = float(rng.uniform(*(good if right else bad)))
+            ex.append(Example(f"q{i}", f"place{i % places}", 0, dict.fromkeys(names, cov), int(right), answerable))
+    return ex
+
+
+def test_fit_learns_a_separable_signal_and_a_threshold():
+    ex = _synthetic(seed=0, n=200, unanswerable_every=4, places=5, good=(0.6, 1.0), bad=(0.0, 0.4), names=("coverage", "score"))
     m = fit(ex, c=1.0, names=["coverage", "score"])
     assert m.probability({"coverage": 0.9, "score": 0.9}) > 0.8 > m.probability({"coverage": 0.1, "score": 0.1})
     t, floor = best_threshold(m, ex)
@@ -84,14 +91,7 @@ def test_threshold_is_chosen_on_probabilities_held_out_by_place():
     too few places there is nothing to hold out and the training fit's own probabilities are used."""
     from rag.decide import held_out_probabilities
 
-    rng = np.random.default_rng(1)
-    ex = []
-    for i in range(120):
-        answerable = i % 3 != 0
-        for j in range(3):
-            good = answerable and j == 0
-            cov = float(rng.uniform(0.5, 1.0) if good else rng.uniform(0.0, 0.6))
-            ex.append(Example(f"q{i}", f"place{i % 6}", 0, {"coverage": cov}, int(good), answerable))
+    ex = _synthetic(seed=1, n=120, unanswerable_every=3, places=6, good=(0.5, 1.0), bad=(0.0, 0.6), names=("coverage",))
     held = held_out_probabilities(ex, 1.0, ["coverage"], 3)
     assert held is not None and len(held) == len(ex) and all(0.0 < p < 1.0 for p in held)
     own = fit(ex, c=1.0, names=["coverage"], inner_folds=0)
