@@ -20,7 +20,7 @@ from .config import AnswerConfig
 from .decide import Decider, features, load_decider
 from .english import english_lead, english_refusal
 from .parser import split_sentences
-from .textproc import ITEM_MARKER, best_heading, domain_terms, equivalents, mentions, normalise, unit_pattern
+from .textproc import ITEM_MARKER, best_heading, domain_terms, equivalents, marker_style, mentions, normalise, unit_pattern
 from .types import Answer, Chunk, Citation, DocMeta, Finding, Hit, PlanPart, QuestionPlan
 
 _Sent = Candidate  # a candidate sentence (rag.checks.Candidate)
@@ -67,20 +67,6 @@ _WHOLE_REPLY = re.compile(r"(答复|回复|函复|复函|报告|汇报|说明)(�
 def introduces_list(sentence: str) -> bool:
     """主要开展了以下工作: announces the items after it; 现答复如下: announces the whole reply (no list)."""
     return bool(_INTRODUCER.search(sentence)) and not _WHOLE_REPLY.search(sentence)
-
-
-_MARKER_STYLES = (
-    ("shi", re.compile(r"^第?[一二三四五六七八九十]+是")),
-    ("dun", re.compile(r"^[一二三四五六七八九十]+[、．.]")),
-    ("paren", re.compile(r"^[（(][一二三四五六七八九十]+[)）]")),
-    ("num", re.compile(r"^[（(]?\d+[)）.、．]")),
-    ("circle", re.compile(r"^[①-⑳]")),
-)
-
-
-def marker_style(sentence: str) -> str:
-    """Which kind of outline marker a sentence starts with (一是 / 一、 / (一) / 1. / ①), or ""."""
-    return next((name for name, rx in _MARKER_STYLES if rx.match(sentence)), "")
 
 
 def listed_items(doc_chunks: list[Chunk], chunk: Chunk, leads: Callable[[str], bool], window: int = 8

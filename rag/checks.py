@@ -14,7 +14,7 @@ from typing import Callable
 
 from .config import AnswerConfig
 from .places import short_name
-from .textproc import cn_numbers_to_digits, domain_terms, equivalents, mentions, normalise, tokenize, unit_pattern
+from .textproc import cn_numbers_to_digits, domain_terms, equivalents, marker_style, mentions, normalise, tokenize, unit_pattern
 from .types import Chunk, Finding, Hit, PlanPart
 
 # a figure in a sentence: digits, or Chinese numerals with a measure word
@@ -205,9 +205,6 @@ def check_concept(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _ok("concept")
 
 
-_ITEM_START = re.compile(r"\s*(?:[一二三四五六七八九十]+[、是]|[(（][一二三四五六七八九十\d]+[)）]|\d+\s*[、.．](?!\d))")
-
-
 def _paragraph(c: Candidate, ctx: CheckContext) -> str:
     """The text the sentence belongs to: its line and the lines before it back to the start of its item (一是…,
     (二)…) — a long paragraph is cut into lines and passages when it is parsed and chunked — and, when the passage
@@ -219,7 +216,7 @@ def _paragraph(c: Candidate, ctx: CheckContext) -> str:
     out = []
     for ln in reversed(lines[: at + 1]):
         out.append(ln)
-        if _ITEM_START.match(ln):
+        if marker_style(ln.strip()):
             return "".join(reversed(out))
     if ctx.before is not None:  # the passage before: the line this passage's first one goes on from
         out.append(ctx.before(c.hit.chunk).split("\n")[-1])

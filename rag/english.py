@@ -91,7 +91,7 @@ def place_name(city: str) -> str:
     p = gazetteer().get(city)
     if p is not None and p.english:
         return f"{p.english} ({city})"
-    names, level = english_names(city), english_level(re.split(r"[(（]", city, maxsplit=1)[0])
+    names, level = english_names(city), english_level(city)
     return f"{names[0]} {level} ({city})" if names and level else city
 
 

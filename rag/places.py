@@ -105,20 +105,31 @@ _LEVEL_EN = (("自治县", "Autonomous County"), ("县", "County"), ("区", "Dis
 _MAX_READINGS = 8
 
 
+def _bare(name: str) -> str:
+    """A place without the note in brackets after it: 秭归县(湖北宜昌) -> 秭归县."""
+    return re.split(r"[(（]", name, maxsplit=1)[0].strip()
+
+
+def own_name(place: str) -> str:
+    """A place's own name after the larger place it is in (威海市环翠区 -> 环翠区); the place itself when it starts
+    with no larger one or is one name (岳阳县 is not 岳阳 + 县: at least three characters must follow)."""
+    for _, a, b in find_places(place):
+        if a == 0 and len(place) - b >= 3:
+            return place[b:]
+    return place
+
+
 @lru_cache(maxsize=4096)
 def english_names(name: str) -> tuple[str, ...]:
     """How English text writes a place (秭归县 -> Zigui; 威海市环翠区 -> Huancui): the gazetteer's name, or for a
     place below its level (a county, a district, or an indexed place the gazetteer lacks) its own name, after the
     larger place it is in, in pinyin (pypinyin), once for every reading of a character with several (莲都 ->
     Liandou, Liandu), at most _MAX_READINGS of them; the usual reading first."""
-    name = re.split(r"[(（]", name, maxsplit=1)[0].strip()  # 秭归县(湖北宜昌)
+    name = _bare(name)
     p = gazetteer().get(name)
     if p is not None and p.english:
         return (p.english,)
-    own = name
-    for full, a, b in find_places(name):  # 威海市环翠区: the part after 威海市
-        if a == 0 and len(name) - b >= 3:  # a name of its own after it (岳阳县 is one name, not 岳阳 + 县)
-            own = name[b:]
+    own = own_name(name)
     level = next((suf for suf, _ in _LEVEL_EN if own.endswith(suf) and len(own) - len(suf) >= 2), "")
     base = own[: len(own) - len(level)] if level else own
     if not re.fullmatch(r"[\u4e00-\u9fff]{2,6}", base):
@@ -128,7 +139,8 @@ def english_names(name: str) -> tuple[str, ...]:
     from pypinyin import Style, lazy_pinyin, pinyin
 
     learned = _gazetteer_readings()
-    usual = [learned.get(ch, syl) for ch, syl in zip(base, lazy_pinyin(base))] if len(lazy_pinyin(base)) == len(base) else lazy_pinyin(base)
+    plain = lazy_pinyin(base)
+    usual = [learned.get(ch, syl) for ch, syl in zip(base, plain)] if len(plain) == len(base) else plain
     readings = [usual] + [list(r) for r in islice(product(*pinyin(base, style=Style.NORMAL, heteronym=True)), _MAX_READINGS)]
     out: list[str] = []
     for syl in readings:
@@ -167,7 +179,8 @@ def _gazetteer_readings() -> dict[str, str]:
 
 
 def english_level(name: str) -> str:
-    """County, District …: the English word of a place's level, by its last character(s) (秭归县 -> County)."""
+    """County, District …: the English word of a place's level, by its last character(s) (秭归县(湖北宜昌) -> County)."""
+    name = _bare(name)
     return next((en for suf, en in _LEVEL_EN if name.endswith(suf)), "")
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from .english import is_english
-from .places import _AMBIGUOUS_SHORT, _INSTITUTION_AFTER_EN, english_names, find_places, normalise_place, province_of, short_name
+from .places import _AMBIGUOUS_SHORT, _INSTITUTION_AFTER_EN, english_names, find_places, normalise_place, own_name, province_of, short_name
 from .textproc import (
     MEASURE_UNITS,
     QUESTION_STOP,
@@ -147,12 +147,9 @@ def _outside_names(text: str, edit) -> str:
 
 
 def _own_name(place: str) -> str:
-    """An indexed place's own name after the larger place it is in (丹东市元宝区 -> 元宝区, 威海市环翠区 -> 环翠区),
-    with its level; the place itself when it is in no larger one (秭归县, 沈阳市)."""
-    for _, a, b in find_places(place):
-        if a == 0 and len(place) - b >= 3 and re.search(r"(区|县|旗)$", place):
-            return place[b:]
-    return place
+    """A district's or county's own name after the larger place it is in (丹东市元宝区 -> 元宝区), with its level
+    (rag.places.own_name); any other place itself (秭归县, 沈阳市)."""
+    return own_name(place) if re.search(r"(区|县|旗)$", place) else place
 
 
 def _names_in_english(place: str, question: str) -> bool:

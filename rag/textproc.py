@@ -331,3 +331,17 @@ def unit_pattern(kind: str) -> re.Pattern[str] | None:
 
 def unit_check(question: str) -> re.Pattern[str] | None:
     return unit_pattern(unit_kind(question))
+
+
+_MARKER_STYLES = (
+    ("shi", re.compile(r"^第?[一二三四五六七八九十]+是")),
+    ("dun", re.compile(r"^[一二三四五六七八九十]+[、．.]")),
+    ("paren", re.compile(r"^[（(][一二三四五六七八九十]+[)）]")),
+    ("num", re.compile(r"^[（(]?\d+[)）.、．]")),
+    ("circle", re.compile(r"^[①-⑳]")),
+)
+
+
+def marker_style(sentence: str) -> str:
+    """Which kind of outline marker a sentence starts with (一是 / 一、 / (一) / 1. / ①), or ""."""
+    return next((name for name, rx in _MARKER_STYLES if rx.match(sentence)), "")
