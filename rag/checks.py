@@ -160,7 +160,7 @@ def year_stated(year: str, passage: str, date: str, english: bool = False) -> bo
     """The passage is about `year`: it names it, or says 今年/去年 in a reply dated that year / the next.
     An English question's year may be the reply's own (answered in May 2023) when the passage names no other."""
     passage = re.sub(r"《[^》]*》", "", passage)  # 《…三年行动方案(2023—2025年)》 names a plan, it dates nothing
-    if year in passage:
+    if year in passage or year in sentence_years(passage):  # 2021—2025年 covers 2023
         return True
     dated = re.match(r"\s*((?:19|20)\d{2})", date or "")
     if not dated:
@@ -182,7 +182,23 @@ def check_year(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     for y, en in years:
         if not year_stated(y, passage, c.hit.chunk.date, english=en):
             return _fail("year", f"year {y} asked, the passage is about another")
+    said = sentence_years(c.said)
+    if said and not any(y in said for y, _ in years):
+        return _fail("year", f"year {years[0][0]} asked, the sentence is about {min(said)}")
     return _ok("year")
+
+
+_YEAR_SAID = re.compile(r"((?:19|20)\d{2})\s*(?:年\s*)?(?:[-—–~至到]\s*((?:19|20)\d{2})\s*)?年(?!\s*(?:起|开始|以来|之前|前|后|底前))")
+
+
+def sentence_years(said: str) -> set[str]:
+    """The years a sentence's own figures are of (2023年全市…, 2021—2025年 covers each year between); not the
+    years in titles nor a start (自2021年起, 2019年以来)."""
+    out: set[str] = set()
+    for m in _YEAR_SAID.finditer(re.sub(r"《[^》]*》", "", said)):
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        out.update(str(y) for y in range(a, min(b, a + 20) + 1))
+    return out
 
 
 def check_month(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
@@ -290,6 +306,55 @@ def check_not_date(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _ok("not_date") if NUMBER.search(rest) else _fail("not_date", "an amount asked, the sentence states only a date")
 
 
+# a part of a year a figure may cover (2024年1-5月, 上半年, 前三季度, 截至6月底): not the whole year
+_PART_OF_YEAR = re.compile(r"上半年|下半年|前?[一二三四1-4]季度|\d{1,2}\s*[-—~至到]\s*\d{1,2}\s*月|前\s*\d{1,2}\s*个?月|截[至止]\s*\d{1,2}\s*月")
+# how a sentence states an increase (新增, 新认定, 增加 …), not only a total reached
+_FLOW_STATED = re.compile(r"新增|新认定|新培育|新引进|新设|新登记|新注册|新发展|新入库|新纳入|新晋|新获|新上市|增加|增长|净增|增至|培育|认定|引进|入选|获批|落户|首次")
+# a name stated: quoted, a title, or an organisation's name (…公司, …实验室, …联盟); a count of a kind of body
+# (组建创新联合体有限公司5家) names none
+_NAME_STATED = re.compile(r"“[^”]{2,30}”|\"[^\"]{2,30}\"|《[^》]{2,60}》|[\u4e00-\u9fff]{2,}(?:公司|集团|银行|大学|学院|研究院|研究所|实验室|协会|商会|联盟)")
+_COUNTED = re.compile(r"[\u4e00-\u9fff]{1,16}?[\d一二两三四五六七八九十百千]+\s*(?:余|多)?\s*[家个所项]")
+
+
+def check_period(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """2024年全年的营收 is not answered by 2024年1-5月 (a part of the year); 上半年 / 一季度 asked: the passage
+    speaks of it."""
+    if not part.period:
+        return _ok("period", False)
+    if part.period == "全年":
+        if "全年" not in c.said and (m := _PART_OF_YEAR.search(c.said)):
+            return _fail("period", f"the whole year asked, the sentence states {m.group(0)}")
+        return _ok("period")
+    periods = {part.period, part.period.replace("一", "1").replace("二", "2").replace("三", "3").replace("四", "4")}
+    if not any(p in ctx.passage(c) for p in periods):
+        return _fail("period", f"{part.period} asked, not in the passage")
+    return _ok("period")
+
+
+def check_flow(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """新增了多少家上市公司 is not answered by 截至年底上市公司9家 (a total reached): the sentence states an increase."""
+    if not part.flow:
+        return _ok("flow", False)
+    return _ok("flow") if _FLOW_STATED.search(c.said) else _fail("flow", "an increase asked, the sentence states only a total")
+
+
+def check_name(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """叫什么名字 is not answered by 已获批组建省级创新联合体1家: the sentence states a name."""
+    if not part.asks_name:
+        return _ok("name", False)
+    return _ok("name") if _NAME_STATED.search(_COUNTED.sub(" ", c.text)) else _fail("name", "a name asked, the sentence states none")
+
+
+def check_english_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """How much registered capital …: head words the glossary has no Chinese for leave nothing to check a
+    passage by (a figure of the same unit about something else would pass every other check)."""
+    if not part.en_head:
+        return _ok("english_head", False)
+    if not part.en_head_zh:
+        return _fail("english_head", f"“{part.en_head}” asked, the glossary has no Chinese for it")
+    return _ok("english_head")
+
+
 CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "grounded": check_grounded,
     "coverage": check_coverage,
@@ -306,6 +371,10 @@ CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "qualifier": check_qualifier,
     "unit": check_unit,
     "not_date": check_not_date,
+    "period": check_period,
+    "flow": check_flow,
+    "name": check_name,
+    "english_head": check_english_head,
 }
 
 

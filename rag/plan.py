@@ -60,8 +60,20 @@ QUALIFIERS_ASKED = {
     "per_unit": re.compile(r"每(家|户|个|人|名|位|年|月|季度|次|项)|per (company|enterprise|person|year|month)|\beach\b", re.I),
 }
 QWORD = re.compile(r"多少|几|哪|什么|何|是否|怎样|如何|谁|how|what|which|when|who", re.I)
+# the period a figure is asked for: the whole year (2024年全年), or a part of it (上半年, 一季度, 前三季度)
+PERIODS_ASKED = re.compile(r"全年|上半年|下半年|前[一二三]季度|第?[一二三四]季度|\b(?:whole|full) year\b|\bfirst half\b|\bsecond half\b", re.I)
+# a flow asked (新增了多少家, 新认定几家): the sentence must state an increase, not a total reached (截至年底达到9家)
+_FLOW_ASKED = re.compile(r"新(?:增|认定|培育|引进|设立|登记|注册|上市)(?!的)[^，。?？,;；的]{0,16}(?:多少|几)|\bhow many new\b|\bnewly\b", re.I)
+# a name asked (叫什么名字, 名称是什么): the answer is a name, not a count
+_NAME_ASKED = re.compile(r"叫什么|什么名|名称|名字|何名|\bwhat is (?:it|the \w+) called\b|\bwhat (?:is|was) the name\b|\bnamed what\b", re.I)
+# the words of an English quantity question's head (how much registered capital … -> registered capital)
+_EN_HEAD = re.compile(
+    r"\b(?:how (?:much|many)|what (?:is|was|are|were) the)\s+(.*?)(?=\s+(?:does|did|do|is|are|was|were|has|have|had|will|can|could|would|"
+    r"should|of|in|for|from|to|by|at|on|that|which|under|per|each|given|offered|provided|and (?:how|what|which|when|who))\b|[?,;]|$)", re.I)
+_EN_GENERIC = set("""money funds funding amount amounts sum total number numbers figure value size items things times people persons
+    companies firms enterprises businesses new the a an of more most""".split())
 _GENERIC_HEAD = set(
-    """每个 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准
+    """每个 每家 每户 每名 每位 每项 每次 每月 每年 每人 一共 总共 分别 各 钱 元 家 户 个 人 名 项 次 场 条 批 套 本 册 种 件 企业 公司 资金 金额 数量 规模 比例 标准
     情况 时间 日期 年 月 天 是 多 有 给 给予 提供 发放 获得 达到 累计 共 一共 总共 目前 已经 能 可以 可 将
     拿到 得到 享受 取得 收到 完成 实现 办理 申请 申报 部分 方面 方式 办法 机构 单位 部门""".split()
 )
@@ -102,6 +114,13 @@ def clean_question(text: str) -> str:
 _NOT_A_NAME = re.compile(r"[哪几什每各该本这那全某此其个]")
 
 
+def districts_named(text: str) -> list[str]:
+    """The districts and counties a text names (黄埔 of 黄埔区): a name that starts a word of its own (有没有从区里
+    names no district 有从), not a common word nor a question word."""
+    starts = {a for _, a, _ in word_spans(text)}
+    return [m.group(1) for m in _DISTRICT.finditer(text) if m.start(1) in starts and is_district(m.group(1))]
+
+
 def is_district(name: str) -> bool:
     """Is the name before 区/县 (黄埔 of 黄埔区) a district's, not part of a common word (专区, 自贸区, 市区) nor a
     question word or determiner (哪个区, 每个县)?"""
@@ -128,13 +147,20 @@ def place_filter(question: str, indexed: set[str]) -> tuple[list[str], list[str]
         base = _base(c)
         short = re.sub(r"(市|县|区|旗)$", "", base)
         own = _own_name(base)  # 丹东市元宝区 -> 元宝区: a district is named without its city too
-        if base in question or (len(short) >= 2 and short != base and short not in _AMBIGUOUS_SHORT and short in question) or (
-                own != base and own in question):
+        if base in question or (len(short) >= 2 and short != base and short in question and (
+                short not in _AMBIGUOUS_SHORT or _after_its_province(short, base, question))) or (own != base and own in question):
             known.append(c)
         elif latin and c not in known and _names_in_english(base, question):  # Zigui County, Huancui District
             known.append(c)
     known = list(dict.fromkeys(known))
     return known, ([] if known else unknown)
+
+
+def _after_its_province(short: str, place: str, question: str) -> bool:
+    """A short name that is also an everyday word (明光, 长春) names the place when its province comes right
+    before it (安徽明光, 吉林长春)."""
+    province = province_of(place)
+    return bool(province) and any(f"{p}{short}" in question for p in {province, short_name(province)})
 
 
 def _outside_names(text: str, edit) -> str:
@@ -199,12 +225,35 @@ def word_window(run: str, n: int, end: bool) -> str:
 
 
 @lru_cache(maxsize=512)
+def period_asked(part: str) -> str:
+    """The period a figure is asked for, in the documents' words (全年, 上半年, 一季度; "full year" -> 全年)."""
+    m = PERIODS_ASKED.search(part)
+    if not m:
+        return ""
+    said = m.group(0).lower()
+    english = {"whole year": "全年", "full year": "全年", "first half": "上半年", "second half": "下半年"}
+    return english.get(said, said.lstrip("第"))
+
+
+def english_head(part: str) -> str:
+    """What an English quantity question counts or measures (How much registered capital does … -> registered
+    capital); "" when it names nothing specific (how much money, how many companies)."""
+    m = _EN_HEAD.search(part)
+    if not m:
+        return ""
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", m.group(1))
+    if not words or words[0].lower() in {"did", "does", "do", "is", "was", "are", "were"}:
+        return ""
+    return m.group(1).strip() if any(w.lower() not in _EN_GENERIC for w in words) else ""
+
+
 def head_terms(part: str) -> tuple[str, ...]:
     """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
     if not m:
         return ()
-    unit = re.match(rf"(?:{MEASURE_UNITS}|人次|[个家户人名位项次场条批期套所份种件])", part[m.end():])  # 多少人去参加: 人 is the unit
+    # 多少人去参加, 多少亿元: 人 and 亿元 are the unit, not what is asked about
+    unit = re.match(rf"(?:{MEASURE_UNITS}|人次|[万亿]?(?:美元|元)|[万亿]|[个家户人名位项次场条批期套所份种件])", part[m.end():])
     after = word_window(re.match(r"[\u4e00-\u9fff]*", part[m.end() + (unit.end() if unit else 0):]).group(0), 6, end=False)
     before = word_window(re.search(r"[\u4e00-\u9fff]*$", part[: m.start()]).group(0), 4, end=True)
 
@@ -220,7 +269,9 @@ def head_terms(part: str) -> tuple[str, ...]:
         return tuple(words(after)[-1:])
     if after:  # 多少购房补贴: the words after it; 多少企业: a generic word, nothing to check
         return tuple(words(after)[:2])
-    return tuple(words(before)[-1:])  # …奖励多少 / 注册资本是多少: the word before it
+    # …注册资本是多少 / 出口额是多少亿元: the word right before it (奖励多少万元: a verb, nothing to check)
+    last = [t for t in tokenize(before, for_search=False) if t not in QUESTION_STOP][-1:]
+    return tuple(w for w in words(before)[-1:] if last and (w == last[0] or w.endswith(last[0])))
 
 
 def _named_concepts(terms: list[str], part: str) -> list[str]:
@@ -271,6 +322,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
     asked = _PROPOSAL_TITLE.sub("", re.sub(r"《[^》]*》", "", part))
     english = is_english(part)
     number = asks_number(asked)
+    head = english_head(asked) if english else ""
     return PlanPart(
         text=part,
         terms=terms,
@@ -283,11 +335,16 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         years_en=_YEAR_EN.findall(asked) if english else [],
         months=[int(a or b) for a, b in _MONTH.findall(asked)],
         ordinals=_ORDINAL.findall(asked),
-        districts=[d for d in _DISTRICT.findall(asked) if is_district(d)],
+        districts=districts_named(asked),
         quoted=quoted_phrases(part),
         kinds=_KIND_ASKED.findall(part),
         concepts=_named_concepts(plan.terms, part),
         meta=meta_intents(part),
+        period=period_asked(asked),
+        flow=bool(_FLOW_ASKED.search(asked)),
+        asks_name=bool(_NAME_ASKED.search(part)),
+        en_head=head,
+        en_head_zh=expand_english(head).split() if head else [],
         english=english,
     )
 

@@ -131,6 +131,11 @@ class PlanPart:
     concepts: list[str] = field(default_factory=list)  # the field's named concepts (首贷户, 创新型中小企业)
     meta: list[str] = field(default_factory=list)  # what this part asks about the reply itself (date, addressee…)
     places: list[str] = field(default_factory=list)  # places named with no reply of their own but written about in one (哈尔滨)
+    period: str = ""  # the period a figure is asked for: 全年, 上半年, 一季度 … ("" for none named)
+    flow: bool = False  # an increase is asked (新增了多少家), not a total reached
+    asks_name: bool = False  # a name is asked (叫什么名字), not a figure
+    en_head: str = ""  # an English quantity question's head words (how much registered capital -> registered capital)
+    en_head_zh: list[str] = field(default_factory=list)  # their Chinese in the glossary (none: nothing to check them by)
     english: bool = False
 
     def to_dict(self) -> dict[str, Any]:

@@ -61,6 +61,23 @@ CASES = [
     ("head", "发放了多少购房补贴?", "发放购房补贴300万元。", None, True),
     ("concept", "认定创新型中小企业多少家?", "认定专精特新中小企业200家。", None, False),
     ("concept", "认定创新型中小企业多少家?", "认定创新型中小企业500家。", None, True),
+    ("year", "2024年新增专精特新企业多少家?", "2023年新增专精特新企业120家。", "2023年新增专精特新企业120家。2024年继续推进。", False),
+    ("year", "2023年新增专精特新企业多少家?", "2021—2025年累计新增专精特新企业500家。", None, True),  # a range covers it
+    ("year", "2023年补贴标准是多少?", "自2021年起,对企业补贴1000元。", "2023年继续执行。自2021年起,对企业补贴1000元。", True),
+    ("period", "2024年全年软件业营收是多少?", "2024年1-5月软件业营收1925亿元。", None, False),
+    ("period", "2024年全年软件业营收是多少?", "2024年全年软件业营收7000亿元。", None, True),
+    ("period", "2024年全年软件业营收是多少?", "2024年软件业营收7000亿元。", None, True),
+    ("period", "2024年上半年软件业营收是多少?", "2024年软件业营收7000亿元。", None, False),
+    ("period", "今年一季度新增贷款多少?", "1季度新增贷款5亿元。", None, True),
+    ("flow", "2024年新增了多少家上市公司?", "截至2024年底,全市上市公司9家。", None, False),
+    ("flow", "2024年新增了多少家上市公司?", "2024年新增上市公司2家。", None, True),
+    ("flow", "对新增的四上企业每家奖励多少钱?", "对四上企业每家奖励5万元。", None, True),  # 新增的: a kind of firm, no flow asked
+    ("name", "获批组建的创新联合体叫什么名字?", "已获批组建省级创新联合体1家,试点组建创新联合体有限公司5家。", None, False),
+    ("name", "获批组建的创新联合体叫什么名字?", "获批组建“湖南工程机械创新联合体”。", None, True),
+    ("name", "由哪家企业牵头?叫什么?", "由羚锐公司牵头组建。", None, True),
+    ("english_head", "How much registered capital does the National Financing Guarantee Fund have?", "提高新增1000万元及以下担保业务规模。", None, False),
+    ("english_head", "How many SMEs did Henan survey?", "调研中小企业300家。", None, True),
+    ("english_head", "How much money did Henan give?", "发放资金300万元。", None, True),  # names nothing specific
 ]
 
 

@@ -1,6 +1,8 @@
 """rag.plan: the question plan, computed once (no index, no embedder)."""
 from __future__ import annotations
 
+import pytest
+
 from rag.plan import analyze, meta_intents
 from rag.textproc import normalise, to_simplified, tokenize
 
@@ -141,3 +143,39 @@ def test_a_concessive_clause_is_no_part_and_names_no_district():
     assert question_parts("沈阳上半年发布了多少融资需求?累计放款多少?") == ["沈阳上半年发布了多少融资需求", "累计放款多少"]
     assert not is_district("哪个") and not is_district("每个") and is_district("黄埔")
     assert all(not p.districts for p in analyze(q, _Lex()).parts)
+
+
+def test_district_starts_a_word_of_its_own():
+    from rag.plan import districts_named
+
+    assert districts_named("长春二道区的国有企业有没有从区里拿到过补贴") == ["二道"]  # not 有从 (of 有没有从区里)
+    assert districts_named("海珠区、黄埔区、南沙区") == ["海珠", "黄埔", "南沙"]
+
+
+def test_everyday_short_name_after_its_province():
+    from rag.plan import place_filter
+
+    assert place_filter("安徽明光把招商引资摆在什么位置?", {"明光市", "沈阳市"}) == (["明光市"], [])
+    assert place_filter("明光的做法", {"明光市"})[0] == []  # 明光 alone is an everyday word
+
+
+@pytest.mark.parametrize("question,head", [
+    ("2019年山东民营企业的出口额是多少亿元?", ("出口额",)),  # 亿元 is the unit, the head is before 是多少
+    ("对新认定的企业奖励多少万元?", ()),  # a verb before 多少: nothing to check
+    ("注册资本是多少", ("注册资本",)),
+])
+def test_head_before_a_money_unit(question, head):
+    from rag.plan import head_terms
+
+    assert head_terms(question) == head
+
+
+def test_period_flow_name_and_english_head_in_the_plan():
+    from rag.plan import english_head, period_asked
+
+    assert period_asked("2024年全年广州软件营收是多少?") == "全年"
+    assert period_asked("What was the revenue for the full year 2024?") == "全年"
+    assert period_asked("第一季度新增贷款多少?") == "一季度"
+    assert english_head("How much registered capital does the Fund have?") == "registered capital"
+    assert english_head("How many emerging and advantageous industrial chains did Hunan build on?") == "emerging and advantageous industrial chains"
+    assert english_head("How much money did it give?") == ""
