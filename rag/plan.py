@@ -83,7 +83,9 @@ META_INTENTS: dict[str, re.Pattern[str]] = {
         r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪几位|哪些人)提出|提案人|建议人|提出人|(代表|委员)是谁|addressed to|"
         r"which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I),
     "number": re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)", re.I),
-    "doc_number": re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)|发文字号|发文号|document number", re.I),
+    # the reply's own 文号; "the document number of Guangzhou's measures …" asks another document's (a unit, docno)
+    "doc_number": re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)|发文字号|发文号|"
+                             r"\b(reply|response|answer|letter)('s)? document number|\bdocument number of (the|this|its) (reply|response|answer|letter)\b", re.I),
     "date": re.compile(
         r"落款|答复日期|发文日期|生成日期|发布日期|成文日期|哪天(答复|发布|提交|提出)|落款日期|签发|何时(答复|发布|回复)|什么时候(答复|发布|回复|印发|公布|作出|做出)|(答复|回复|复函)[^?？，,]{0,6}(什么时候|何时|哪天|哪一天|日期|时间)(?!.{0,6}(多少|几))|"
         r"date of the reply|when (was|did) (the|this) (reply|response|answer)|when was it (issued|published|replied)", re.I),

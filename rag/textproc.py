@@ -218,8 +218,8 @@ def quoted_phrases(text: str) -> list[str]:
 # ---------------------------------------------------------------- what a question asks for
 _ASKS_NUMBER = re.compile(
     r"多少|(?<!哪)几(?:个(?!方面)|[家户项次场条名人年月天倍批期种所套本册亿万])|百分之几|几成|金额|数额|额度|比例|比重|占比|费率|利率|规模|数量|总额|余额|增长率|增速|多大|多高|多长|"
-    r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪天|日期|"
-    r"\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|^\s*when\b|"
+    r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪天|日期|文号|发文字号|"
+    r"\bdocument number\b|\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|^\s*when\b|"
     r"\b(which|what) (year|month|date)\b",
     re.I,
 )
@@ -284,6 +284,9 @@ _WAN_AMOUNT = r"\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项
 MEASURE_UNITS = "平方公里|平方千米|平方米|立方米|公顷|公里|千米|千瓦时|千瓦|兆瓦|笔|张|台|辆|亩|吨|栋|座"
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
+    # a document number (穗府办〔2016〕9号, 长银发2021〔45号〕): what a 文号 question asks, not any figure of its sentence
+    ("docno", re.compile(r"文号|发文字号|\bdocument number\b", re.I),
+     re.compile(r"[〔\[(（]\s*(19|20)\d{2}\s*[〕\])）]\s*第?\s*\d+\s*号|(19|20)\d{2}\s*[〔\[(（]\s*\d+\s*号\s*[〕\])）]")),
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
     ("date", re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
     # how long: a duration (个工作日, 天, 小时; "how long", "how many days")

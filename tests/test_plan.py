@@ -179,3 +179,16 @@ def test_period_flow_name_and_english_head_in_the_plan():
     assert english_head("How much registered capital does the Fund have?") == "registered capital"
     assert english_head("How many emerging and advantageous industrial chains did Hunan build on?") == "emerging and advantageous industrial chains"
     assert english_head("How much money did it give?") == ""
+
+
+def test_document_number_of_another_document_is_a_unit_not_meta():
+    from rag.plan import meta_intents
+    from rag.textproc import asks_number, unit_kind, unit_pattern
+
+    q = "What is the document number of Guangzhou's measures encouraging overseas talent?"
+    assert meta_intents(q) == [] and asks_number(q) and unit_kind(q) == "docno"
+    assert meta_intents("What is the document number of the reply?") == ["doc_number"]
+    assert unit_kind("《广州市人才绿卡制度》的文号是什么?") == "docno"
+    need = unit_pattern("docno")
+    assert need.search("《办法》(穗府办〔2016〕9号)") and need.search("长银发2021〔45号〕")
+    assert not need.search("2016年出台的《十条工作措施》")
