@@ -92,6 +92,21 @@ def tokenize(text: str, for_search: bool = True) -> list[str]:
 
 
 @lru_cache(maxsize=1)
+def _inflected(phrase: str) -> str:
+    """A glossary phrase as a pattern that also matches its last word's plural and verb forms (entity ->
+    entities, survey -> surveyed, introduce -> introducing); words may be joined by spaces or hyphens."""
+    words = [re.escape(w) for w in phrase.split()]
+    last = words[-1]
+    if re.search(r"[^aeiou]y$", last):
+        last = last[:-1] + r"(?:y|ies|ied|ying)"
+    elif last.endswith("e"):
+        last = last + r"(?:s|d)?|" + last[:-1] + "ing"
+        last = f"(?:{last})"
+    else:
+        last = last + r"(?:s|es|ed|ing)?"
+    return r"[\s-]+".join(words[:-1] + [last])
+
+
 def glossary() -> list[tuple[re.Pattern[str], str]]:
     """English -> Chinese domain terms, so English questions also match the Chinese text lexically."""
     pairs = []
@@ -99,7 +114,7 @@ def glossary() -> list[tuple[re.Pattern[str], str]]:
         if not line.strip() or line.startswith("#"):
             continue
         en, _, zh = line.partition("\t")
-        pairs.append((re.compile(r"\b" + re.escape(en.strip()).replace(r"\ ", r"[\s-]+") + r"s?\b", re.I), zh.strip()))
+        pairs.append((re.compile(r"\b" + _inflected(en.strip()) + r"\b", re.I), zh.strip()))
     pairs.sort(key=lambda p: -len(p[0].pattern))
     return pairs
 
@@ -292,13 +307,15 @@ _UNIT_ASKED = [
     # how long: a duration (个工作日, 天, 小时; "how long", "how many days")
     ("duration", re.compile(r"多长时间|多久|(多少|几)个?(工作日|天|小时|分钟)|\bhow long\b|\bhow many (working |business )?(days|hours|minutes)\b", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(个)?\s*(工作日|天|小时|分钟|个月|周)|[一两]个?半(小时|天|个?月)")),
-    ("count:家户", re.compile(r"(多少|几)(家|户)|\bhow many ([\w-]+ ){0,4}(firms|companies|enterprises|businesses|households|banks|institutions)\b", re.I),
+    ("count:家户", re.compile(r"(多少|几)(家|户)|\bhow many ([\w-]+ ){0,4}(firms|companies|enterprises|businesses|households|banks|institutions|smes|msmes|entities)\b", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(家|户)")),
     ("count:人", re.compile(r"(多少|几)(人|名|位)|\bhow many ([\w-]+ ){0,4}(people|persons|talents|experts|graduates|students|employees|workers|members)\b", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(人|名|位)")),
     # a measure word the passage must use itself: 多少笔贷款 is not answered by 6家银行
     ("measure", re.compile(rf"(多少|几)({MEASURE_UNITS})"), None),
-    ("count:项", re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)"), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
+    ("count:项", re.compile(r"(多少|几)(项|个|条|场|次|批|期|套|册|本|种|件|所)|\bhow many ([\w-]+ ){0,5}(industries|sectors|fields|projects|items|measures|"
+                            r"policies|platforms|parks|bases|cent(?:re|er)s|funds|batches|sessions|events|activities|patents|chains|clusters|teams|"
+                            r"schemes|programmes|programs|meetings|rounds)\b", re.I), re.compile(r"[\d一二两三四五六七八九十百千万]\s*(余|多)?\s*(项|个|条|场|次|批|期|套|册|本|种|件|所|家|户)")),
     # a share or rate: a figure in %, 成 or 倍 (按比例补助 states none); a change in 个百分点 only when a change is asked
     ("pct_change", re.compile(r"(比例|比重|费率|利率|占比)[^，。?？]{0,6}(降低|下降|提高|上升|增加|减少|下调|上调|降了|升了)|(降低|下降|提高|上升|增加|减少|下调|上调)[^，。?？]{0,8}(多少|几)个?百分点|(多少|几)个百分点|"
                             r"\bpercentage points?\b|\b(share|proportion|ratio|rate)\b[^,.?]{0,90}\b(rise|rose|risen|fall|fell|fallen|increase|increased|decrease|decreased|drop|dropped|go up|went up|go down|went down|change|changed)\b", re.I),

@@ -192,3 +192,22 @@ def test_document_number_of_another_document_is_a_unit_not_meta():
     need = unit_pattern("docno")
     assert need.search("《办法》(穗府办〔2016〕9号)") and need.search("长银发2021〔45号〕")
     assert not need.search("2016年出台的《十条工作措施》")
+
+
+@pytest.mark.parametrize("question,zh", [
+    ("How many business entities did Shenyang have?", "市场主体"),  # entity -> entities
+    ("Which SMEs were surveyed?", "调研"),  # survey -> surveyed
+    ("How many talents did Chongqing bring in?", "引进"),
+    ("introducing new firms", "引进"),  # introduce -> introducing
+])
+def test_glossary_matches_plurals_and_verb_forms(question, zh):
+    from rag.textproc import expand_english
+
+    assert zh in expand_english(question).split()
+
+
+def test_english_count_of_smes_and_of_other_things():
+    from rag.textproc import unit_kind
+
+    assert unit_kind("How many SMEs did Henan survey?") == "count:家户"
+    assert unit_kind("How many major science and technology special projects has Shenyang organized?") == "count:项"
