@@ -20,11 +20,14 @@ from .config import AnswerConfig
 from .decide import Decider, features, load_decider
 from .english import english_lead, english_refusal
 from .parser import split_sentences
+from .plan import grounding_terms
 from .textproc import ITEM_MARKER, best_heading, domain_terms, equivalents, marker_style, mentions, normalise, unit_pattern
 from .types import Answer, Chunk, Citation, DocMeta, Finding, Hit, PlanPart, QuestionPlan
 
 _Sent = Candidate  # a candidate sentence (rag.checks.Candidate)
 NOT_FOUND = "资料中未找到能回答该问题的内容。"
+ABOUT_TOOL = ("这个问题问的是本工具自身,不是已收录的答复。本工具只根据已收录的政府答复原文回答,每句答案都标注出处;"
+              "请就答复的内容提问,例如“营口市对博士每月补贴多少?”")
 
 
 def _figure_near_head(part: PlanPart) -> re.Pattern[str] | None:
@@ -204,6 +207,9 @@ class ExtractiveAnswerer:
             places = "、".join(plan.unknown_places)
             self._why.append({"decision": "refuse", "reason": f"no reply about {places} is indexed"})
             return Answer(plan.text, f"资料中未找到关于{places}的答复,无法回答该问题。", True, [])
+        if plan.kind == "assistant":
+            self._why.append({"decision": "refuse", "reason": "the question is about this tool, not about the replies"})
+            return Answer(plan.text, ABOUT_TOOL, True, [])
         if not hits:
             self._why.append({"decision": "refuse", "reason": "no passage retrieved"})
             return Answer(plan.text, NOT_FOUND, True, [])
@@ -308,7 +314,7 @@ class ExtractiveAnswerer:
         return out
 
     def _context(self, plan: QuestionPlan) -> CheckContext:
-        return CheckContext(self.cfg, self.known, no_terms=not plan.terms, latin=bool(re.search(r"[A-Za-z]{3,}", plan.text)),
+        return CheckContext(self.cfg, self.known, no_terms=not grounding_terms(plan.terms), latin=bool(re.search(r"[A-Za-z]{3,}", plan.text)),
                             before=self._before if self.section_chunks else None)
 
     def _before(self, chunk: Chunk) -> str:

@@ -103,6 +103,10 @@ def quotes(answer: str) -> list[tuple[str, list[int]]]:
     return [(strip_markers(m.group(1)), markers_in(m.group(2))) for m in _QUOTE.finditer(answer)]
 
 
+# a document number (穗府办〔2015〕26号, 长银发2021〔45号〕): named as it is, its digits are no figures
+_DOC_NUMBER = re.compile(r"[\u4e00-\u9fff]{0,10}(?:[〔\[]\s*(?:19|20)\d{2}\s*[〕\]]\s*第?\s*\d+\s*号|(?:19|20)\d{2}\s*〔\s*\d+\s*号\s*〕)")
+
+
 def english_lead(answer: str, citations: list[Citation], max_figures: int = 6) -> str:
     """The English line for an answer's Chinese quotes (empty when nothing is cited)."""
     if not citations:
@@ -112,7 +116,9 @@ def english_lead(answer: str, citations: list[Citation], max_figures: int = 6) -
     entries: list[str] = []
     count = 0
     for text, marks in quotes(answer):
-        figs = list(dict.fromkeys(figure(m, text) for m in find_numbers(text) if not is_date(m, text)))[: max(0, max_figures - count)]
+        docs = [f"document No. {d}" for d in dict.fromkeys(m.group(0) for m in _DOC_NUMBER.finditer(text))]
+        figs = list(dict.fromkeys(docs + [figure(m, text) for m in find_numbers(_DOC_NUMBER.sub(lambda d: " " * len(d.group(0)), text)) if not is_date(m, text)]))
+        figs = figs[: max(0, max_figures - count)]
         if not figs:
             continue
         count += len(figs)

@@ -409,7 +409,7 @@ def llm_answer(
 
     provider = check_provider(provider)
     cfg = settings.llm
-    if fallback.abstained and (not hits or query.unknown_places or not cfg.ask_when_refused):
+    if fallback.abstained and (not hits or query.unknown_places or query.kind == "assistant" or not cfg.ask_when_refused):
         # nothing retrieved / a place we have no reply about / the answerer's decision (learned and validated on
         # held-out places) is that the passages do not answer: the model is not asked to overrule it
         return fallback

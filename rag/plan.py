@@ -60,6 +60,10 @@ QUALIFIERS_ASKED = {
     "per_unit": re.compile(r"每(家|户|个|人|名|位|年|月|季度|次|项)|per (company|enterprise|person|year|month)|\beach\b", re.I),
 }
 QWORD = re.compile(r"多少|几|哪|什么|何|是否|怎样|如何|谁|how|what|which|when|who", re.I)
+# a question about the tool itself (你是谁, 你用的是什么模型, who are you), not about the replies
+ABOUT_ASSISTANT = re.compile(
+    r"^\s*(?:你|您)(?:好|是谁|是什么|叫什么|能做什么|会做什么|能干什么|是不是|是机器人|是人)|(?:你|您)们?(?:用的?|基于|是)(?:是)?(?:什么|哪个|哪种)(?:大)?模型|"
+    r"(?:你|您)是(?:谁|什么|人|机器人|ai|AI|chatgpt)|\bwho are you\b|\bwhat (?:model|llm|ai) (?:are you|do you use|is this)\b|\bare you (?:a|an) (?:bot|robot|ai|human)\b", re.I)
 # the period a figure is asked for: the whole year (2024年全年), or a part of it (上半年, 一季度, 前三季度)
 PERIODS_ASKED = re.compile(r"全年|上半年|下半年|前[一二三]季度|第?[一二三四]季度|\b(?:whole|full) year\b|\bfirst half\b|\bsecond half\b", re.I)
 # a flow asked (新增了多少家, 新认定几家): the sentence must state an increase, not a total reached (截至年底达到9家)
@@ -271,9 +275,7 @@ def head_terms(part: str) -> tuple[str, ...]:
         return tuple(words(after)[-1:])
     if after:  # 多少购房补贴: the words after it; 多少企业: a generic word, nothing to check
         return tuple(words(after)[:2])
-    # …注册资本是多少 / 出口额是多少亿元: the word right before it (奖励多少万元: a verb, nothing to check)
-    last = [t for t in tokenize(before, for_search=False) if t not in QUESTION_STOP][-1:]
-    return tuple(w for w in words(before)[-1:] if last and (w == last[0] or w.endswith(last[0])))
+    return tuple(words(before)[-1:])  # …奖励多少 / 注册资本是多少 / 出口额是多少亿元: the word before it
 
 
 def _named_concepts(terms: list[str], part: str) -> list[str]:
@@ -291,6 +293,12 @@ def meta_intents(question: str) -> list[str]:
     if titles and not all(re.search(r"(建议|提案|议案)$", t) for t in titles):
         return []
     return [name for name, rx in META_INTENTS.items() if rx.search(question)]
+
+
+def grounding_terms(terms: list[str]) -> list[str]:
+    """The key terms that say what a question is about: a year or a bare number alone (Who won … in 2022?)
+    grounds no answer."""
+    return [t for t in terms if not re.fullmatch(r"[\d.]+|年|月|日", t)]
 
 
 def _key_terms(topic: str) -> tuple[list[str], dict[str, tuple[str, ...]], str]:
@@ -385,7 +393,9 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     if simple != text:
         plan.official = f"{plan.official} {simple}".strip()
     plan.meta = meta_intents(simple)
-    if COMPARATIVE.search(simple) or len(named_places(simple)) >= 2 or (_SEVERAL.search(simple) and not plan.meta):
+    if ABOUT_ASSISTANT.search(simple) and not plan.cities:
+        plan.kind = "assistant"
+    elif COMPARATIVE.search(simple) or len(named_places(simple)) >= 2 or (_SEVERAL.search(simple) and not plan.meta):
         plan.kind = "comparative"
     elif plan.meta:
         plan.kind = "meta"

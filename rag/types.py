@@ -150,7 +150,7 @@ class QuestionPlan:
     the retriever, the answerer, the LLM path and follow-up rewriting."""
 
     text: str
-    kind: str = "fact"  # fact | section | comparative | meta
+    kind: str = "fact"  # fact | section | comparative | meta | assistant (about the tool itself: refused with what it does)
     parts: list[PlanPart] = field(default_factory=list)
     whole: PlanPart | None = None  # the whole question as one part (the same object as parts[0] when it has one)
     meta: list[str] = field(default_factory=list)  # meta intents: addressee, number, doc_number, date, issuer, topic, cosigners

@@ -200,3 +200,15 @@ def test_traditional_figures_are_read_as_simplified():
     assert (m.value, m.unit) == (Decimal(4_000_000), "元")
     assert [(x.value, x.unit) for x in find_numbers("新建30個項目,兩億元")] == [(Decimal(30), "个"), (Decimal(200_000_000), "元")]
     assert figure(find_numbers("1億元")[0], "1億元") == "CNY 100 million (1億元)"
+
+
+def test_english_lead_names_document_numbers_not_their_digits():
+    from rag.english import english_lead
+    from rag.types import Citation
+
+    c = [Citation(1, "g", "广州市", "", "", "", 1.0)]
+    lead = english_lead("《关于促进科技、金融与产业融合发展的实施意见》(穗府办〔2015〕26号)[1]", c)
+    assert "document No. 穗府办〔2015〕26号" in lead and "26 (" not in lead, lead
+    assert "document No. 长银发2021〔45号〕" in english_lead("印发通知(长银发2021〔45号〕)[1]", c)
+    both = english_lead("印发127项《清单》(政网办〔2022〕15号),压减32%[1]", c)
+    assert "document No. 政网办〔2022〕15号" in both and "127 items (127项)" in both and "32% (32%)" in both, both

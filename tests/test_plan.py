@@ -161,7 +161,7 @@ def test_everyday_short_name_after_its_province():
 
 @pytest.mark.parametrize("question,head", [
     ("2019年山东民营企业的出口额是多少亿元?", ("出口额",)),  # 亿元 is the unit, the head is before 是多少
-    ("对新认定的企业奖励多少万元?", ()),  # a verb before 多少: nothing to check
+    ("营口市对博士每月补贴多少?", ("博士",)),  # 每月 and 补贴 say nothing of what is paid for
     ("注册资本是多少", ("注册资本",)),
 ])
 def test_head_before_a_money_unit(question, head):
@@ -211,3 +211,23 @@ def test_english_count_of_smes_and_of_other_things():
 
     assert unit_kind("How many SMEs did Henan survey?") == "count:家户"
     assert unit_kind("How many major science and technology special projects has Shenyang organized?") == "count:项"
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("你是谁?你用的是什么模型?", "assistant"),
+    ("Who are you?", "assistant"),
+    ("营口市对博士每月补贴多少?", "fact"),
+    ("你们营口对博士每月补贴多少?", "fact"),  # a place named: a question about the replies
+])
+def test_questions_about_the_tool_itself(question, kind):
+    class Lex:
+        def cities(self):
+            return ["营口市"]
+
+    assert analyze(question, Lex()).kind == kind
+
+
+def test_a_year_alone_grounds_no_answer():
+    from rag.plan import grounding_terms
+
+    assert grounding_terms(["2022"]) == [] and grounding_terms(["2022", "年", "贴息"]) == ["贴息"]
