@@ -41,7 +41,8 @@ COMPARATIVE = re.compile(
     r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
     re.I,
 )
-# 分别是… asks each of several things: of several places (a comparison), or several facts about one reply (meta)
+# 分别是… asks each of several things: of several places (a comparison), or several facts about one reply (meta),
+# or several figures of the one place it names (郑州对…分别给予多少奖励, 沟通过几次、分别是哪天: a fact question)
 _SEVERAL = re.compile(r"分别(是|有)")
 _YEAR_FILTER = re.compile(r"((?:19|20)\d{2})\s*年(?:的|度)?(?:答复|回复|建议|提案|文件)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
@@ -395,7 +396,7 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     plan.meta = meta_intents(simple)
     if ABOUT_ASSISTANT.search(simple) and not plan.cities:
         plan.kind = "assistant"
-    elif COMPARATIVE.search(simple) or len(named_places(simple)) >= 2 or (_SEVERAL.search(simple) and not plan.meta):
+    elif COMPARATIVE.search(simple) or len(named_places(simple)) >= 2 or (_SEVERAL.search(simple) and not plan.meta and len(named_places(simple)) != 1):
         plan.kind = "comparative"
     elif plan.meta:
         plan.kind = "meta"

@@ -231,3 +231,16 @@ def test_a_year_alone_grounds_no_answer():
     from rag.plan import grounding_terms
 
     assert grounding_terms(["2022"]) == [] and grounding_terms(["2022", "年", "贴息"]) == ["贴息"]
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("营口和沈阳分别有多少家专精特新企业?", "comparative"),
+    ("各地的创新型中小企业数量分别是多少?", "comparative"),
+    ("沈阳对单项冠军企业和产品分别给予多少奖励?", "fact"),  # several figures of the one place named
+])
+def test_several_figures_of_one_place_are_a_fact_question(question, kind):
+    class Lex:
+        def cities(self):
+            return ["营口市", "沈阳市"]
+
+    assert analyze(question, Lex()).kind == kind
