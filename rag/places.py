@@ -186,7 +186,7 @@ def english_level(name: str) -> str:
 
 # a place name that begins an institution's name (沈阳建筑大学, Shenyang University of Technology) or ends a person's
 # (岳朝阳委员) is no place mention
-_INSTITUTION_AFTER = re.compile(r"^(?:(?!的|各|等)[\u4e00-\u9fff]){0,4}?(大学|学院|研究所|研究院|科学院|集团|公司|医院)|^(委员|代表|同志|先生|女士)(?!团|处)")
+_INSTITUTION_AFTER = re.compile(r"^(?:(?!的|各|等)[\u4e00-\u9fff]){0,4}?(大学|学院|研究所|研究院|科学院|集团|公司|医院|交易所|股权交易中心|日报)|^(委员|代表|同志|先生|女士)(?!团|处)")
 _INSTITUTION_AFTER_EN = re.compile(r"^('s)?\s+(University|Institute|Polytechnic|College|Academy|Bank|Group|Company|Corporation|Co\b|Hospital)")
 _INSTITUTION_BEFORE_EN = re.compile(r"(University|Institute|College|Academy|Bank) of\s+$")
 

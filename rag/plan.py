@@ -280,9 +280,10 @@ def head_terms(part: str) -> tuple[str, ...]:
 
 
 def _named_concepts(terms: list[str], part: str) -> list[str]:
-    """The domain dictionary's names (首贷户, 创新型中小企业…) among the key terms of `part`, longest only."""
+    """The domain dictionary's names (首贷户, 创新型中小企业…) among the key terms of `part`, or written in another
+    of their thesaurus forms (北京证券交易所 for 北交所), longest only."""
     low = normalise(part).lower()
-    names = [t for t in terms if t in domain_terms() and t in low]
+    names = [t for t in terms if t in low and (t in domain_terms() or any(e in domain_terms() for e in equivalents(t)))]
     return [t for t in names if not any(t != o and t in o for o in names)]
 
 

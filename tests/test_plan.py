@@ -244,3 +244,19 @@ def test_several_figures_of_one_place_are_a_fact_question(question, kind):
             return ["营口市", "沈阳市"]
 
     assert analyze(question, Lex()).kind == kind
+
+
+def test_a_thesaurus_form_of_a_field_name_is_a_concept():
+    class Lex:
+        def cities(self):
+            return ["秭归县"]
+
+    part = analyze("秭归县对在北京证券交易所上市的企业奖励多少?", Lex()).parts[0]
+    assert "北京证券交易所" in part.concepts  # 北交所's full name: a 沪深交易所 passage does not answer it
+
+
+def test_place_inside_an_institution_name_is_no_filter():
+    from rag.places import find_places
+
+    assert find_places("在北京证券交易所上市") == [] and find_places("联合长江日报推出") == []
+    assert find_places("北京的企业")[0][0] == "北京市"
