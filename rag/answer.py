@@ -120,6 +120,16 @@ def listed_items(doc_chunks: list[Chunk], chunk: Chunk, leads: Callable[[str], b
     return (seq[lead_at][2], items) if len(items) >= 2 else None
 
 
+def _asked_outside_titles(part: PlanPart) -> list[str]:
+    """Of a question that names a 《title》, its key terms written outside the title (《云南省中小企业促进条例》在哪些方面
+    有突破 -> 突破): what is asked of the document, not its name. None for a question without a title."""
+    if "《" not in part.text:
+        return []
+    outside = normalise(re.sub(r"《[^》]*》", " ", part.text)).lower()
+    inside = normalise(" ".join(re.findall(r"《([^》]*)》", part.text))).lower()
+    return [t for t in dict.fromkeys(part.terms) if len(t) >= 2 and t in outside and t not in inside and not re.fullmatch(r"[\d.]+", t)]
+
+
 def _next_sentence(sents: list[_Sent], s: _Sent) -> _Sent | None:
     """The sentence after `s` in the same passage (what an item title goes on to say)."""
     return next((x for x in sents if x.order == s.order + 1 and x.hit is s.hit), None)
@@ -394,10 +404,18 @@ class ExtractiveAnswerer:
                     break
                 if s.text != first.text and s.score >= first.score * self.cfg.second_sentence_share and self._judge(plan, whole, s, best)[0]:
                     chosen.append(s)
-        for c in [c for c in chosen if _is_item_title(c.text)]:  # 一是积极支持…用地保障工作。: what it says comes next
+        asked = _asked_outside_titles(whole) if len(plan.parts) == 1 else []
+        for c in list(chosen):
+            # 一是积极支持…用地保障工作。: what the item says comes next; a sentence that restates the 《title》 asked
+            # about without what is asked of it (…在哪些方面有突破: 突破) goes on in the next one when that says it
+            lacking = [t for t in asked if not mentions(normalise(c.text).lower(), t)]
+            if not (_is_item_title(c.text) or lacking):
+                continue
             nxt = next((x for x in every if x.hit is c.hit and x.text == c.text), None)
             nxt = _next_sentence(every, nxt) if nxt is not None else None
-            if nxt is not None and nxt.text not in {x.text for x in chosen}:
+            if nxt is None or nxt.text in {x.text for x in chosen}:
+                continue
+            if _is_item_title(c.text) or any(mentions(normalise(nxt.text).lower(), t) for t in lacking):
                 chosen.append(nxt)
         chosen.sort(key=lambda s: (s.hit.rank, s.order))
         return self._compose([(None, chosen)])

@@ -171,3 +171,16 @@ def test_ask_json_shows_plan_and_why(eval_pipeline):
     assert d["why"] and d["why"][0]["decision"] == "answer" and "unit" in d["why"][0]["passed"]
     r = eval_pipeline.ask("营口市对引进的博士研究生提供多少购房补贴?").to_dict()
     assert r["abstained"] and r["why"][0]["decision"] == "refuse" and r["why"][0]["failed"]
+
+
+def test_a_sentence_restating_the_title_goes_on_to_what_is_asked_of_it():
+    from rag.answer import _asked_outside_titles
+    from rag.plan import analyze
+
+    class Lex:
+        def cities(self):
+            return ["云南省"]
+
+    part = analyze("修订后的《云南省中小企业促进条例》在哪些方面有突破?", Lex()).parts[0]
+    assert "突破" in _asked_outside_titles(part) and "条例" not in _asked_outside_titles(part)
+    assert _asked_outside_titles(analyze("云南省有哪些突破?", Lex()).parts[0]) == []  # no title: nothing to go on for
