@@ -120,6 +120,15 @@ def listed_items(doc_chunks: list[Chunk], chunk: Chunk, leads: Callable[[str], b
     return (seq[lead_at][2], items) if len(items) >= 2 else None
 
 
+_ANNOUNCES = re.compile(r"(?:一系列|一批|多项|若干|以下|如下|系列|相继|先后|密集)[^，。；,;]{0,16}(?:措施|政策|举措|文件|办法|意见|方案)[^。；;、《》]{0,24}[。:：]?$")
+
+
+def _announces_list(sentence: str) -> bool:
+    """本市出台了一系列减轻企业社保负担的措施,…。: a sentence that announces measures without naming them; they
+    follow in the next sentence."""
+    return bool(_ANNOUNCES.search(sentence.strip())) and "、" not in sentence and "《" not in sentence
+
+
 def _asked_outside_titles(part: PlanPart) -> list[str]:
     """Of a question that names a 《title》, its key terms written outside the title (《云南省中小企业促进条例》在哪些方面
     有突破 -> 突破): what is asked of the document, not its name. None for a question without a title."""
@@ -409,13 +418,14 @@ class ExtractiveAnswerer:
             # 一是积极支持…用地保障工作。: what the item says comes next; a sentence that restates the 《title》 asked
             # about without what is asked of it (…在哪些方面有突破: 突破) goes on in the next one when that says it
             lacking = [t for t in asked if not mentions(normalise(c.text).lower(), t)]
-            if not (_is_item_title(c.text) or lacking):
+            goes_on = _is_item_title(c.text) or _announces_list(c.text)
+            if not (goes_on or lacking):
                 continue
             nxt = next((x for x in every if x.hit is c.hit and x.text == c.text), None)
             nxt = _next_sentence(every, nxt) if nxt is not None else None
             if nxt is None or nxt.text in {x.text for x in chosen}:
                 continue
-            if _is_item_title(c.text) or any(mentions(normalise(nxt.text).lower(), t) for t in lacking):
+            if goes_on or any(mentions(normalise(nxt.text).lower(), t) for t in lacking):
                 chosen.append(nxt)
         chosen.sort(key=lambda s: (s.hit.rank, s.order))
         return self._compose([(None, chosen)])

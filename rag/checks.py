@@ -347,12 +347,11 @@ def check_name(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
 
 def check_english_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """How much registered capital …: the passage says one of the glossary's Chinese words for the head words
-    (注册 for "registered"); head words the glossary has no Chinese for leave nothing to check a passage by (a
-    figure of the same unit about something else would pass every other check)."""
-    if not part.en_head:
+    (注册 for "registered"), when the glossary has any."""
+    if not part.en_head or not part.en_head_zh:
+        # head words the glossary cannot translate (events, software copyrights) are no reason to refuse: on the
+        # session-11 first run that refused 2 of 8 English questions, against 1 unanswerable one refused elsewhere
         return _ok("english_head", False)
-    if not part.en_head_zh:
-        return _fail("english_head", f"“{part.en_head}” asked, the glossary has no Chinese for it")
     if not any(mentions(ctx.passage(c), zh) for zh in part.en_head_zh):
         return _fail("english_head", f"“{part.en_head}” asked ({' '.join(part.en_head_zh)}), not in the passage")
     return _ok("english_head")

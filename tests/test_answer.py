@@ -184,3 +184,11 @@ def test_a_sentence_restating_the_title_goes_on_to_what_is_asked_of_it():
     part = analyze("修订后的《云南省中小企业促进条例》在哪些方面有突破?", Lex()).parts[0]
     assert "突破" in _asked_outside_titles(part) and "条例" not in _asked_outside_titles(part)
     assert _asked_outside_titles(analyze("云南省有哪些突破?", Lex()).parts[0]) == []  # no title: nothing to go on for
+
+
+def test_a_sentence_announcing_measures_goes_on_to_name_them():
+    from rag.answer import _announces_list
+
+    assert _announces_list("今年,为应对疫情影响,本市出台了一系列减轻企业社保负担的措施,相关政策对中小企业进行了倾斜。")
+    assert not _announces_list("出台了一系列措施,包括减税、降费、贴息。")  # names them itself
+    assert not _announces_list("沈阳市累计增加首贷户719户。")

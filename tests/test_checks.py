@@ -75,7 +75,8 @@ CASES = [
     ("name", "获批组建的创新联合体叫什么名字?", "已获批组建省级创新联合体1家,试点组建创新联合体有限公司5家。", None, False),
     ("name", "获批组建的创新联合体叫什么名字?", "获批组建“湖南工程机械创新联合体”。", None, True),
     ("name", "由哪家企业牵头?叫什么?", "由羚锐公司牵头组建。", None, True),
-    ("english_head", "How much registered capital does the National Financing Guarantee Fund have?", "提高新增1000万元及以下担保业务规模。", None, False),
+    ("english_head", "How much registered capital does the National Financing Guarantee Fund have?", "提高新增1000万元及以下担保业务规模。", None, False),  # 注册 not in it
+    ("english_head", "How many events did Chongqing hold?", "开展系列活动277场。", None, True),  # no Chinese for "events": no check
     ("english_head", "How many SMEs did Henan survey?", "调研中小企业300家。", None, True),
     ("english_head", "How much money did Henan give?", "发放资金300万元。", None, True),  # names nothing specific
 ]
