@@ -129,6 +129,11 @@ def _announces_list(sentence: str) -> bool:
     return bool(_ANNOUNCES.search(sentence.strip())) and "、" not in sentence and "《" not in sentence
 
 
+def _names_several(text: str) -> bool:
+    """Does a clause name several things: two 《titles》 or “names”, or three items in a 、 list?"""
+    return text.count("《") >= 2 or text.count("“") >= 2 or text.count("、") >= 2
+
+
 def _asked_outside_titles(part: PlanPart) -> list[str]:
     """Of a question that names a 《title》, its key terms written outside the title (《云南省中小企业促进条例》在哪些方面
     有突破 -> 突破): what is asked of the document, not its name. None for a question without a title."""
@@ -298,9 +303,10 @@ class ExtractiveAnswerer:
         unit = unit_pattern(part.unit) if part.asks_number else None
         when = re.compile("|".join(rf"(?<!\d){m}\s*月" for m in part.months)) if part.months else None
 
-        def fits(t: str) -> float:  # the figure asked for: next to the thing asked about, in the unit and month asked
+        def fits(t: str) -> float:  # the figure asked for: next to the thing asked about, in the unit and month asked;
+            # the things a list question asks for (哪些政策措施: 《…》《…》, 甲、乙、丙)
             return (cfg.near_head_bonus if near and near.search(t) else 0.0) + (cfg.unit_bonus if unit and unit.search(t) else 0.0) + (
-                cfg.month_bonus if when and when.search(t) else 0.0)
+                cfg.month_bonus if when and when.search(t) else 0.0) + (cfg.list_bonus if part.asks_list and _names_several(t) else 0.0)
 
         out: list[_Sent] = []
         order = 0

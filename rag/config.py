@@ -71,6 +71,7 @@ class AnswerConfig:
     near_head_bonus: float = 0.25  # + this for a figure right next to the thing asked about
     unit_bonus: float = 0.1  # + this for a figure of the kind asked
     month_bonus: float = 0.1  # + this for the month asked
+    list_bonus: float = 0.15  # + this, for a question asking which things (哪些政策), for a clause naming several
     join_gain: float = 0.15  # a short sentence is joined to the one before when that raises coverage this much
     clause_window: int = 160  # a longer sentence is cut to its best run of clauses
     whole_section_chars: int = 600  # a section up to this long is quoted whole, a longer one item by item

@@ -36,7 +36,8 @@ MAX_QUERY_CHARS = 2000  # the CLI and the chat refuse longer questions; other ca
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 COMPARATIVE = re.compile(
-    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|文件|复函)|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|异同|"
+    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|复函)|"
+    r"(?<!出台了)(?<!制定了)(?<!印发了)(?<!发布了)(?<!出台)(?<!制定)(?<!印发)(?<!发布)(哪些|哪几份|哪几个)文件|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|异同|"
     r"[两二三四五几多](份|个|篇|件)(答复|回复|复函|文件)|[两二三四五六七八九十]地|"
     r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
     re.I,
@@ -69,6 +70,8 @@ ABOUT_ASSISTANT = re.compile(
 PERIODS_ASKED = re.compile(r"全年|上半年|下半年|前[一二三]季度|第?[一二三四]季度|\b(?:whole|full) year\b|\bfirst half\b|\bsecond half\b", re.I)
 # a flow asked (新增了多少家, 新认定几家): the sentence must state an increase, not a total reached (截至年底达到9家)
 _FLOW_ASKED = re.compile(r"新(?:增|认定|培育|引进|设立|登记|注册|上市)(?!的)[^，。?？,;；的]{0,16}(?:多少|几)|\bhow many new\b|\bnewly\b", re.I)
+# several things asked (哪些政策措施, 哪几个方面, what measures): the clause naming several is the answer
+_LIST_ASKED = re.compile(r"哪些|哪几(?!年|月|天)|有什么(?:政策|措施|举措|文件|做法)|\bwhat (?:measures|policies|documents|steps)\b|\bwhich (?:measures|policies|documents)\b", re.I)
 # a name asked (叫什么名字, 名称是什么): the answer is a name, not a count
 _NAME_ASKED = re.compile(r"叫什么|什么名|名称|名字|何名|\bwhat is (?:it|the \w+) called\b|\bwhat (?:is|was) the name\b|\bnamed what\b", re.I)
 # the words of an English quantity question's head (how much registered capital … -> registered capital)
@@ -355,6 +358,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         period=period_asked(asked),
         flow=bool(_FLOW_ASKED.search(asked)),
         asks_name=bool(_NAME_ASKED.search(part)),
+        asks_list=not number and bool(_LIST_ASKED.search(part)),
         en_head=head,
         en_head_zh=expand_english(head).split() if head else [],
         english=english,

@@ -134,6 +134,7 @@ class PlanPart:
     period: str = ""  # the period a figure is asked for: 全年, 上半年, 一季度 … ("" for none named)
     flow: bool = False  # an increase is asked (新增了多少家), not a total reached
     asks_name: bool = False  # a name is asked (叫什么名字), not a figure
+    asks_list: bool = False  # several things are asked (哪些政策措施, 哪几个方面), not a figure
     en_head: str = ""  # an English quantity question's head words (how much registered capital -> registered capital)
     en_head_zh: list[str] = field(default_factory=list)  # their Chinese in the glossary (none: nothing to check them by)
     english: bool = False

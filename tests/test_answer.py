@@ -192,3 +192,11 @@ def test_a_sentence_announcing_measures_goes_on_to_name_them():
     assert _announces_list("今年,为应对疫情影响,本市出台了一系列减轻企业社保负担的措施,相关政策对中小企业进行了倾斜。")
     assert not _announces_list("出台了一系列措施,包括减税、降费、贴息。")  # names them itself
     assert not _announces_list("沈阳市累计增加首贷户719户。")
+
+
+def test_a_clause_naming_several_things():
+    from rag.answer import _names_several
+
+    assert _names_several("我省密集出台了《若干政策措施》《若干措施》等一系列政策措施")
+    assert _names_several("支持人工智能、生物医药、新能源等产业")
+    assert not _names_several("近年来,为了进一步助力民营企业纾解困难")

@@ -260,3 +260,14 @@ def test_place_inside_an_institution_name_is_no_filter():
 
     assert find_places("在北京证券交易所上市") == [] and find_places("联合长江日报推出") == []
     assert find_places("北京的企业")[0][0] == "北京市"
+
+
+def test_issued_which_documents_is_no_comparison_and_asks_a_list():
+    class Lex:
+        def cities(self):
+            return ["沈阳市", "营口市"]
+
+    plan = analyze("2023年沈阳为发展壮大民营经济制定出台了哪些文件?", Lex())
+    assert plan.kind != "comparative" and plan.parts[0].asks_list
+    assert analyze("哪些文件提到了首贷户?", Lex()).kind == "comparative"  # which replies
+    assert not analyze("营口对博士每月补贴多少?", Lex()).parts[0].asks_list
