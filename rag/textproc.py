@@ -23,7 +23,8 @@ QUESTION_STOP = set(
     哪方面 怎么样 哪些方面 主要 具体 一些 有关 相关 介绍 说说 谈谈 列举 多少钱 钱 which cities city
     那个 那些 那笔 这个 这些 这笔 那家 这家 一家 某家 为了 下去 出来 起来 大概 大约 左右 能 能不能 要不要 会不会 可不可以 有没有
     一下 到底 究竟 现在 如今 眼下 提到 提及 谈到 说到 都 还 又 呢 啊 嘛 替 帮 做 让 拿 给 送 找 带 搞 弄 打算 准备 想 需要 要 得 了
-    几个 哪几个 几项 哪几项 几家 哪几家 几种 哪几种 几类 哪几类 几批 哪几批 一步 谁 你 您 我 用 哪位 哪个 哪家""".split()
+    几个 哪几个 几项 哪几项 几家 哪几家 几种 哪几种 几类 哪几类 几批 哪几批 一步 谁 你 您 我 用 哪位 哪个 哪家
+    多长 长时间 多长时间 多久 说 最 老 当年 当时""".split()
 )
 
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
@@ -234,7 +235,7 @@ def quoted_phrases(text: str) -> list[str]:
 _ASKS_NUMBER = re.compile(
     r"多少|(?<!哪)几(?:个(?!方面)|[家户项次场条名人年月天倍批期种所套本册亿万])|百分之几|几成|金额|数额|额度|比例|比重|占比|费率|利率|规模|数量|总额|余额|增长率|增速|多大|多高|多长|"
     r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪天|日期|文号|发文字号|"
-    r"\bdocument number\b|\bhow (much|many|long|high|large)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|^\s*when\b|"
+    r"\bdocument number\b|\bhow (much|many|long|high|large|often|frequently)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|^\s*when\b|"
     r"\b(which|what) (year|month|date)\b",
     re.I,
 )
@@ -250,8 +251,11 @@ ITEM_MARKER = re.compile(r"^(第?[一二三四五六七八九十]+[、．.是]|[
 
 
 def asks_number(question: str) -> bool:
-    """多少家, 比例, 何时…: the answer is a figure or a date (a why-question is not, even when it names a 比例)."""
+    """多少家, 比例, 何时…: the answer is a figure or a date (a why-question is not, even when it names a 比例, nor
+    最头疼的几个老问题是什么: the things, not how many)."""
     if re.search(r"为什么|为何|原因|\bwhy\b", question, re.I):
+        return False
+    if re.search(r"几[个项条类种大][^，,。?？多少]{0,12}(是什么|是哪些|有哪些|分别是|包括哪些|指什么)", question) and not re.search(r"多少", question):
         return False
     return bool(_ASKS_NUMBER.search(question))
 
@@ -304,6 +308,9 @@ _UNIT_ASKED = [
      re.compile(r"[〔\[(（]\s*(19|20)\d{2}\s*[〕\])）]\s*第?\s*\d+\s*号|(19|20)\d{2}\s*[〔\[(（]\s*\d+\s*号\s*[〕\])）]")),
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
     ("date", re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
+    # how often: a frequency (每季度, 每月一次, 定期), not a duration (多长时间盘点一次)
+    ("frequency", re.compile(r"(多长时间|多久|隔多久|多少天|几个月|几天)[^，。?？]{0,16}一次|多久[^，。?？]{0,4}一回|\bhow often\b|\bhow frequently\b", re.I),
+     re.compile(r"每\s*[一两半]?\s*个?\s*(季度|月|年|周|星期|天|日|半年|旬)|[一二两三四五六七八九十\d]+\s*个?\s*(季度|月|年|周|天|工作日)\s*(一次|1次)|定期|按季|按月|按年|季度|年度|月度")),
     # how long: a duration (个工作日, 天, 小时; "how long", "how many days")
     ("duration", re.compile(r"多长时间|多久|(多少|几)个?(工作日|天|小时|分钟)|\bhow long\b|\bhow many (working |business )?(days|hours|minutes)\b", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(个)?\s*(工作日|天|小时|分钟|个月|周)|[一两]个?半(小时|天|个?月)")),

@@ -271,3 +271,13 @@ def test_issued_which_documents_is_no_comparison_and_asks_a_list():
     assert plan.kind != "comparative" and plan.parts[0].asks_list
     assert analyze("哪些文件提到了首贷户?", Lex()).kind == "comparative"  # which replies
     assert not analyze("营口对博士每月补贴多少?", Lex()).parts[0].asks_list
+
+
+def test_frequency_and_the_things_behind_jige():
+    from rag.textproc import asks_number, unit_kind, unit_pattern
+
+    assert unit_kind("沈阳多长时间盘点一次政策落实情况?") == "frequency" and unit_kind("审批需要多长时间?") == "duration"
+    assert unit_pattern("frequency").search("每季度定期调度落实情况") and not unit_pattern("frequency").search("用时1.4个小时")
+    assert asks_number("How often does Shenyang check the policies?")
+    assert not asks_number("广州民营企业最头疼的几个老问题是什么?")  # the problems, not how many
+    assert asks_number("营口有几家银行?")
