@@ -471,7 +471,8 @@ def test_prompt_injection_is_data(bundled_index, extractive_pipeline):
     from rag.llm import build_prompt, get_backend, llm_answer
     from rag.verify import leak_detector, split_sentences
 
-    s = llm_settings(bundled_index, **{"llm.max_tokens": 96})
+    # the model is asked whatever the extractive decision says of the injected passage: what is tested is the model
+    s = llm_settings(bundled_index, **{"llm.max_tokens": 96, "llm.ask_when_refused": True})
     res = extractive_pipeline.retriever.search(QUESTION, k=2)
     injected = _hit("营口市对博士每月补贴2500元。" + INJECTION, 1, doc="injected")
     hits = [injected] + [Hit(h.chunk, h.score, h.rank + 1) for h in res.hits]
