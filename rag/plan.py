@@ -234,7 +234,6 @@ def word_window(run: str, n: int, end: bool) -> str:
     return run[cut:] if end else run[:cut]
 
 
-@lru_cache(maxsize=512)
 def period_asked(part: str) -> str:
     """The period a figure is asked for, in the documents' words (全年, 上半年, 一季度; "full year" -> 全年)."""
     m = PERIODS_ASKED.search(part)
@@ -257,6 +256,7 @@ def english_head(part: str) -> str:
     return m.group(1).strip() if any(w.lower() not in _EN_GENERIC for w in words) else ""
 
 
+@lru_cache(maxsize=512)
 def head_terms(part: str) -> tuple[str, ...]:
     """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
@@ -399,9 +399,10 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     if simple != text:
         plan.official = f"{plan.official} {simple}".strip()
     plan.meta = meta_intents(simple)
+    named = len(named_places(simple))
     if ABOUT_ASSISTANT.search(simple) and not plan.cities:
         plan.kind = "assistant"
-    elif COMPARATIVE.search(simple) or len(named_places(simple)) >= 2 or (_SEVERAL.search(simple) and not plan.meta and len(named_places(simple)) != 1):
+    elif COMPARATIVE.search(simple) or named >= 2 or (_SEVERAL.search(simple) and not plan.meta and named != 1):
         plan.kind = "comparative"
     elif plan.meta:
         plan.kind = "meta"

@@ -92,7 +92,6 @@ def tokenize(text: str, for_search: bool = True) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=1)
 def _inflected(phrase: str) -> str:
     """A glossary phrase as a pattern that also matches its last word's plural and verb forms (entity ->
     entities, survey -> surveyed, introduce -> introducing); words may be joined by spaces or hyphens."""
@@ -108,6 +107,7 @@ def _inflected(phrase: str) -> str:
     return r"[\s-]+".join(words[:-1] + [last])
 
 
+@lru_cache(maxsize=1)
 def glossary() -> list[tuple[re.Pattern[str], str]]:
     """English -> Chinese domain terms, so English questions also match the Chinese text lexically."""
     pairs = []
