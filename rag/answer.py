@@ -15,7 +15,7 @@ import re
 from typing import Callable
 
 from .checks import NUMBER as _NUMBER
-from .checks import Candidate, CheckContext, run_checks, states_figure
+from .checks import Candidate, CheckContext, names_several, run_checks, states_figure
 from .config import AnswerConfig
 from .decide import Decider, features, load_decider
 from .english import english_lead, english_refusal
@@ -32,7 +32,7 @@ ABOUT_TOOL = ("这个问题问的是本工具自身,不是已收录的答复。�
 
 def _figure_near_head(part: PlanPart) -> re.Pattern[str] | None:
     """A figure written right next to the thing asked about: 为多少家企业授信 -> '4534家企业授信', '授信34.41亿元'."""
-    heads = [a for t in part.heads for a in equivalents(t)]
+    heads = [a for t in (*part.heads, *part.near) for a in equivalents(t)]
     if not heads:
         return None
     h = "|".join(map(re.escape, heads))
@@ -49,6 +49,19 @@ def _first_line(chunks: list[Chunk], patterns: tuple[re.Pattern[str], ...]) -> t
                     if len(x) <= 200 and rx.search(x):
                         return c, x
     return None
+
+
+_PROPOSAL_NO = re.compile(r"第\s*([A-Za-z]*\d{3,})\s*号")
+
+
+def _written_date(iso: str) -> str:
+    """A DocMeta date as the replies write it, with the ISO form: 2019-12-30 -> 2019年12月30日(2019-12-30)."""
+    m = re.fullmatch(r"((?:19|20)\d{2})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", iso.strip())
+    if not m:
+        return iso
+    y, mo, d = m.groups()
+    zh = f"{y}年" + (f"{int(mo)}月" if mo else "") + (f"{int(d)}日" if d else "")
+    return f"{zh}({iso})" if mo else zh
 
 
 def _is_heading(sentence: str, path: list[str]) -> bool:
@@ -127,11 +140,6 @@ def _announces_list(sentence: str) -> bool:
     """本市出台了一系列减轻企业社保负担的措施,…。: a sentence that announces measures without naming them; they
     follow in the next sentence."""
     return bool(_ANNOUNCES.search(sentence.strip())) and "、" not in sentence and "《" not in sentence
-
-
-def _names_several(text: str) -> bool:
-    """Does a clause name several things: two 《titles》 or “names”, or three items in a 、 list?"""
-    return text.count("《") >= 2 or text.count("“") >= 2 or text.count("、") >= 2
 
 
 def _asked_outside_titles(part: PlanPart) -> list[str]:
@@ -239,6 +247,8 @@ class ExtractiveAnswerer:
             return Answer(plan.text, NOT_FOUND, True, [])
         if plan.kind == "comparative":
             return self._comparative(plan, hits)
+        if plan.kind == "meta" and len(docs := self._meta_documents(plan, hits)) > 1:
+            return self._meta_per_document(plan, hits, docs)
         if plan.kind == "meta":
             facts = self._document_facts(plan, hits)
             if facts:
@@ -262,19 +272,33 @@ class ExtractiveAnswerer:
         "number": (re.compile(r"第\s*[A-Za-z0-9（）()〔〕\[\]\-]{2,24}\s*号"), re.compile(r"编号\s*[:：|]?\s*\|?\s*[A-Za-z0-9\-]{3,}")),
         "doc_number": (re.compile(r"[\u4e00-\u9fff]{0,8}[〔\[(（]\d{4}[〕\])）]\s*第?\s*\d+\s*号"),),
         # 2021年3月22日 alone on a line, then within a line; else a portal's 2020-11-12 (提交日期: 2017-01-16)
-        "date": (re.compile(r"^(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$"), re.compile(r"(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"),
-                 re.compile(r"(?<!\d)(19|20)\d{2}-\d{1,2}-\d{1,2}(?!\d)")),
+        # (a date inside a sentence of the opening, 2019年12月4日,中央印发…, is another event's)
+        "date": (re.compile(r"^(19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日$"),
+                 re.compile(r"(日期|时间)\s*[:：|]?\s*\|?\s*((19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|(19|20)\d{2}-\d{1,2}-\d{1,2}(?!\d))"),
+                 re.compile(r"^[^。，,；;]{0,30}((19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日|(?<!\d)(19|20)\d{2}-\d{1,2}-\d{1,2}(?!\d))[^。，,；;]{0,12}$")),
         "topic": (re.compile(r"《[^》]{2,80}(建议|提案|议案)》|“关于[^”]{2,80}(建议|提案|议案)?”"),),
+        "consulted": (re.compile(r"(会同|经与|经商|协同|联合|征求|结合|综合|汇总|商)[^。]{2,160}?(研究|意见|办理|答复)"),),
         "cosigners": (re.compile(r"[\u4e00-\u9fff、]{2,40}(代表|委员)[^。，,]{0,4}(联名|共同)|(您|你)与[\u4e00-\u9fff、]{2,40}(代表|委员)"),),
         "issuer": (re.compile(r"^[\u4e00-\u9fff]{2,30}(局|厅|委员会|委|办公室|办|政府|部)$"),),
     }
 
-    def _document_facts(self, plan: QuestionPlan, hits: list[Hit]) -> list[_Sent]:
+    def _meta_documents(self, plan: QuestionPlan, hits: list[Hit]) -> list[str]:
+        """The replies a question about replies themselves asks of: every retrieved reply holding one of the
+        proposal numbers it names when it names several (第0033号提案和第0567号提案…分别是答复谁的), else the first."""
+        named = set(_PROPOSAL_NO.findall(normalise(plan.text)))
+        docs = list(dict.fromkeys(h.chunk.doc_id for h in hits))
+        if len(named) >= 2:
+            holding = [d for d in docs if any(n in normalise(h.chunk.text) for h in hits if h.chunk.doc_id == d for n in named)]
+            if len(holding) >= 2:
+                return holding
+        return docs[:1]
+
+    def _document_facts(self, plan: QuestionPlan, hits: list[Hit], doc_id: str | None = None) -> list[_Sent]:
         """Who the reply answers, its numbers, its date, who issued it: quoted from the reply's opening or closing
         lines, else stated from its DocMeta with a citation to the reply's first passage."""
         if self.section_chunks is None:
             return []
-        doc_id = hits[0].chunk.doc_id
+        doc_id = doc_id or hits[0].chunk.doc_id
         chunks = self.section_chunks(doc_id, ["前言"]) + self.section_chunks(doc_id, ["结语"])
         meta = self.doc_meta(doc_id) if self.doc_meta else None
         picked: list[_Sent] = []
@@ -291,7 +315,7 @@ class ExtractiveAnswerer:
             if value and first is not None:
                 hit = next((h for h in hits if h.chunk.chunk_id == first.chunk_id), Hit(chunk=first, score=0.0, rank=len(hits) + 1))
                 label = {"date": "答复日期", "issuer": "答复单位", "addressee": "答复对象", "number": "建议/提案编号", "topic": "建议/提案标题"}[intent]
-                text = f"{label}(据答复的元数据):{value}"
+                text = f"{label}(据答复的元数据):{_written_date(value) if intent == 'date' else value}"
                 picked.append(_Sent(text, hit, 1.0, 1.0, True, len(picked), pieces=("",)))
                 self._why.append({"decision": "answer", "route": "meta", "intent": intent, "sentence": text, "source": "DocMeta"})
         return picked
@@ -306,7 +330,7 @@ class ExtractiveAnswerer:
         def fits(t: str) -> float:  # the figure asked for: next to the thing asked about, in the unit and month asked;
             # the things a list question asks for (哪些政策措施: 《…》《…》, 甲、乙、丙)
             return (cfg.near_head_bonus if near and near.search(t) else 0.0) + (cfg.unit_bonus if unit and unit.search(t) else 0.0) + (
-                cfg.month_bonus if when and when.search(t) else 0.0) + (cfg.list_bonus if part.asks_list and _names_several(t) else 0.0)
+                cfg.month_bonus if when and when.search(t) else 0.0) + (cfg.list_bonus if part.asks_list and names_several(t) else 0.0)
 
         out: list[_Sent] = []
         order = 0
@@ -438,11 +462,15 @@ class ExtractiveAnswerer:
 
     # -------------------------------------------------------------- whole sections
     def _section(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
-        if self.section_chunks is None or plan.kind != "section":
+        if self.section_chunks is None:
             return None
+        if plan.kind != "section" or plan.about_reply:  # …的提案时,介绍了哪些工作进展?: the reply's outline first
+            out = self._outline(plan, hits)
+            if out is not None or plan.kind != "section":
+                return out
         found = best_heading([h.chunk.section_path for h in hits[:3]], plan.text, self.section_match)
         if found is None:
-            return self._introduced(plan, hits)
+            return self._introduced(plan, hits) or self._outline(plan, hits)
         hit = hits[found[0]]
         prefix = hit.chunk.section_path[: found[1]]
         items = self._items(self.section_chunks(hit.chunk.doc_id, prefix), prefix, hit, hits)
@@ -452,6 +480,46 @@ class ExtractiveAnswerer:
         ans = self._compose([(None, [it]) for it in items])
         ans.answer = f"{hit.chunk.city or hit.chunk.doc_id}「{ITEM_MARKER.sub('', prefix[-1])}」:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
         return ans
+
+    def _outline(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
+        """What a whole reply does (…的提案时,介绍了哪些工作进展? / 针对哪些建议作了回应?): the question says the
+        reply's own topic — its opening (title, acknowledgement) covers the question at least `outline_coverage`
+        and better than any of its headings — so the answer is the reply's top-level items, one line each (the
+        heading and the sentence after it)."""
+        part = plan.whole or plan.parts[0]
+        if self.section_chunks is None or not part.asks_measures:
+            return None
+        for doc_id in dict.fromkeys(h.chunk.doc_id for h in hits[:3]):
+            chunks = self.section_chunks(doc_id, [])
+            opening = " ".join([chunks[0].title if chunks else "", *(c.text for c in chunks if c.section_path[:1] == ["前言"])])
+            body = [c for c in chunks if c.section_path and c.section_path[0] not in ("前言", "结语")]
+            depth = 1
+            tops = list(dict.fromkeys(tuple(c.section_path[:1]) for c in body))
+            if len(tops) == 1:  # one heading over the whole reply (一、工作开展情况): its items are the outline
+                depth = 2
+                tops = list(dict.fromkeys(tuple(c.section_path[:2]) for c in body if len(c.section_path) >= 2))
+            said = self.coverage(part, opening)
+            if len(tops) < 2 or said < self.cfg.outline_coverage or max(self.coverage(part, t[-1]) for t in tops) >= said:
+                continue
+            items, budget = [], self.cfg.section_budget
+            for n, top in enumerate(tops):
+                c = next(c for c in body if tuple(c.section_path[:depth]) == top)
+                line = next((ln.strip() for ln in c.text.split("\n") if ln.strip() and not _is_heading(ln.strip(), list(top[:-1]))), "")
+                sents = [x.strip() for x in split_sentences(line) if len(normalise(x)) >= 4]
+                picked = sents[:2] if sents and _is_item_title(sents[0]) else sents[:1]
+                pieces = tuple(_head_clauses(x, 150) for x in picked)
+                if budget <= 0 or not pieces:
+                    break
+                text = "".join(q if q == x else q + "…" for q, x in zip(pieces, picked))  # … marks a cut
+                budget -= len(text)
+                chit = next((h for h in hits if h.chunk.chunk_id == c.chunk_id), Hit(chunk=c, score=hits[0].score, rank=len(hits) + 1))
+                items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), n, pieces))
+            self._why.append({"decision": "answer", "route": "outline", "doc": doc_id, "opening_coverage": round(said, 3), "items": len(items)})
+            ans = self._compose([(None, [it]) for it in items])
+            city = chunks[0].city or doc_id
+            ans.answer = f"{city}答复的各部分:\n" + "\n".join("· " + ln for ln in ans.answer.split("\n"))
+            return ans
+        return None
 
     def _introduced(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
         """A list led by a sentence and told in the items after it (一是…二是…), in one of the best passages: the
@@ -529,6 +597,8 @@ class ExtractiveAnswerer:
         by_doc: dict[str, list[Hit]] = {}
         for h in hits:
             by_doc.setdefault(h.chunk.doc_id, []).append(h)
+        if plan.meta:  # 两份答复分别是答复哪位代表的: each reply's facts about itself
+            return self._meta_per_document(plan, hits, list(by_doc))
         groups: list[tuple[str | None, list[_Sent]]] = []
         per_doc: list[tuple[str, list[Hit], list[_Sent]]] = []
         for doc_id, doc_hits in by_doc.items():
@@ -569,6 +639,21 @@ class ExtractiveAnswerer:
         labels = [g[0] for g in groups]
         if len(set(labels)) < len(labels):  # two documents from the same city: name them apart
             groups = [(f"{lab}({g[1][0].hit.chunk.doc_id})" if labels.count(lab) > 1 else lab, g[1]) for lab, g in zip(labels, groups)]
+        return self._compose(groups)
+
+    def _meta_per_document(self, plan: QuestionPlan, hits: list[Hit], docs: list[str]) -> Answer:
+        """A question about several replies themselves (分别是答复谁的?): each reply's facts on a line of its own."""
+        groups: list[tuple[str | None, list[_Sent]]] = []
+        for doc_id in docs:
+            facts = self._document_facts(plan, hits, doc_id)
+            if facts:
+                groups.append((facts[0].hit.chunk.city or doc_id, facts))
+        if not groups:
+            self._why.append({"decision": "refuse", "route": "meta", "reason": "none of the replies states what is asked about it"})
+            return Answer(plan.text, NOT_FOUND, True, [])
+        labels = [g[0] for g in groups]
+        if len(set(labels)) < len(labels):  # two replies of one place: named apart
+            groups = [(f"{lab}({g[1][0].hit.chunk.doc_id})", g[1]) for lab, g in zip(labels, groups)]
         return self._compose(groups)
 
     # -------------------------------------------------------------- output

@@ -31,6 +31,11 @@ _QUOTED_NAME = re.compile(r"“[^”]{2,16}”")
 _NAMES = re.compile(r"“[^”]{1,24}”|\"[^\"]{1,24}\"|《[^》]{1,60}》")
 
 
+def names_several(text: str) -> bool:
+    """Does a clause name several things: two 《titles》 or “names”, or three items in a 、 list?"""
+    return text.count("《") >= 2 or text.count("“") >= 2 or text.count("、") >= 2
+
+
 def states_figure(said: str) -> bool:
     """Does the sentence state a figure of its own? Figures inside quoted names and titles do not count."""
     return bool(NUMBER.search(_NAMES.sub("", said)))
@@ -357,6 +362,67 @@ def check_english_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Findi
     return _ok("english_head")
 
 
+# the reply's acknowledgement of the proposal (您提出的《…》提案收悉,现答复如下): it repeats the proposal's words,
+# it answers nothing but questions about the reply itself
+_ACKNOWLEDGES = re.compile(r"收悉|(?:现|特)(?:将|就)?[^。]{0,16}答复如下|(?:研究)?答复如下[:：]?$")
+_ACK_WORDS = re.compile(r"您好|您|你|贵(?:单位|党派|会|组)?|提出的?|关于|的|了|提案|建议|议案|已|收悉|现|特|将|就|有关|情况|办理|答复|如下|经|认真|研究|感谢[^，,。]*?(?:关心|支持|重视)|"
+                        r"[第\dA-Za-z号()（）〔〕\[\]\-]|[，,。:：!！、\s]")
+# a figure as a question or a sentence states it: digits or Chinese numerals, with an amount's or a count's unit
+_FIGURE = re.compile(r"(?<![第\d.])(\d+(?:\.\d+)?)\s*(?:余|多)?\s*([万亿]*)\s*(元|家|户|个|项|名|人|位|%|倍|笔|件|条|所|款|张|套|台|次|批)")
+
+
+def figures(text: str) -> set[tuple[str, str, str]]:
+    """The amounts and counts a text states, as (number, 万/亿, unit) — 百亿元 and 100亿元 are one; dates,
+    ordinals (第二批), document and proposal numbers (第0378号, 〔2020〕120号) and figures inside names aside."""
+    t = _NAMES.sub(" ", cn_numbers_to_digits(normalise(text)))
+    t = re.sub(r"第\s*[A-Za-z]*\d+\s*号|[〔\[(（]\s*\d{4}\s*[〕\])）]\s*\d+\s*号", " ", t)
+    t = _DATE.sub(" ", t)
+    return {(m.group(1).rstrip("0").rstrip(".") if "." in m.group(1) else m.group(1), m.group(2), m.group(3)) for m in _FIGURE.finditer(t)}
+
+
+def check_acknowledgement(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """您提出的《关于…的提案》收悉,现答复如下: the acknowledgement repeats the question's words and answers none
+    of it (a question about the reply itself is answered from it by the meta route)."""
+    if part.meta:
+        return _ok("acknowledgement", False)
+    # what the sentence says besides acknowledging: by whom it was handled, with whom it was studied (由…领办督办,
+    # 经与市科技局…共同研究) is something of its own
+    rest = _ACK_WORDS.sub("", re.sub(r"“[^”]*”|《[^》]*》", "", c.said))
+    if _ACKNOWLEDGES.search(c.said) and len(rest) <= ctx.cfg.acknowledgement_rest:
+        return _fail("acknowledgement", "the sentence acknowledges the proposal, it states nothing of its own")
+    return _ok("acknowledgement")
+
+
+def check_novel(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """参会的5家银行分别是哪几家 is not answered by 5家银行和10家企业参会: the sentence states a figure or names
+    something the question does not already say."""
+    if not (part.asks_number or part.asks_name) or part.unit == "date":
+        return _ok("novel", False)
+    asked = figures(part.text)
+    said = figures(c.said)
+    if not asked or not said:
+        return _ok("novel", bool(asked))
+    if part.asks_number and said <= asked:
+        return _fail("novel", "the sentence's only figures are the question's own")
+    if part.asks_name and not part.asks_number and said & asked and not names_several(c.said):
+        return _fail("novel", "names asked of the things the question counts, the sentence counts them again and names none")
+    return _ok("novel")
+
+
+def check_figures(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """超过百亿元的有多少家 is not answered by a passage that never says 百亿: the figures the question qualifies
+    its thing by are in the passage."""
+    asked = figures(part.text)
+    if not asked:
+        return _ok("figures", False)
+    stated = figures(ctx.passage(c)) | figures(c.hit.chunk.title)
+    missing = [a for a in asked if a not in stated]
+    if missing:
+        n, big, unit = missing[0]
+        return _fail("figures", f"{n}{big}{unit} asked about, the passage does not state it")
+    return _ok("figures")
+
+
 CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "grounded": check_grounded,
     "coverage": check_coverage,
@@ -377,6 +443,9 @@ CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "flow": check_flow,
     "name": check_name,
     "english_head": check_english_head,
+    "acknowledgement": check_acknowledgement,
+    "novel": check_novel,
+    "figures": check_figures,
 }
 
 

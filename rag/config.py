@@ -40,6 +40,7 @@ class RetrievalConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 1.6  # RRF weight of BM25 against dense 1.0: measured over the 390 gold questions (README)
     per_doc_comparative: int = 2  # passages per document for comparative questions
+    comparative_min_coverage: float = 0.2  # comparative: a document's best passage holds this share of the key terms
     anchor_idf_share: float = 0.75  # comparative: a question word with this share of its rarest word's IDF is an anchor
     ranking: str = "learned"  # final ranking: learned (rag/data/ranker.json, `rag train`) | coverage (RRF + weight x coverage); measured in the README
     ranker: str = ""  # the learned ranking's JSON file; empty = the bundled rag/data/ranker.json
@@ -57,7 +58,8 @@ class AnswerConfig:
     # checks whose failure refuses a sentence before the learned decision sees it: what the question names
     # explicitly (a year, a month, an ordinal, a district, a quoted name, the field's concept, the head noun, the kind of
     # benefit or figure) must be the sentence's; the rest are the model's features
-    veto_checks: str = "grounded,anchored,year,month,ordinal,district,place,quoted,concept,kind,head,unit,not_date,qualifier,period,flow,name,english_head"
+    veto_checks: str = "grounded,anchored,year,month,ordinal,district,place,quoted,concept,kind,head,unit,not_date,qualifier,period,flow,name,english_head,acknowledgement,novel,figures"
+    wrong_answer_cost: float = 2.0  # `rag train`: the threshold's cost of answering an unanswerable part, a wrong refusal costing 1
     train_c: float = 0.1  # `rag train`: inverse regularisation of the logistic regression (chosen on held-out-place folds)
     candidates: int = 8  # sentences per question part judged by the decision, best heuristic score first
     english_figures: int = 6  # figures named in the English lead line of an answer to an English question
@@ -78,6 +80,8 @@ class AnswerConfig:
     section_budget: int = 1000  # characters of a section answer
     introducer_coverage: float = 0.4  # a passage leading a list (以下工作:) covers this share of the question's terms
     list_lead_coverage: float = 0.6  # a sentence saying this share of a list question leads the items after it
+    acknowledgement_rest: int = 16  # an acknowledgement (…提案收悉) saying at most this many characters besides is no answer
+    outline_coverage: float = 0.45  # a reply's opening saying this share of a list question: its top-level items answer it
     comparative_share: float = 0.5  # a city is listed when its best sentence covers this share of the best city's
     comparative_min_coverage: float = 0.2  # and at least this
     comparative_more_share: float = 0.7  # a city's second sentence scores at least this share of its first
@@ -204,6 +208,7 @@ ENV_MAP = {
     "RAG_LLM_ENGLISH": "llm.english",
     "RAG_DECISION": "answer.decision",
     "RAG_VETO_CHECKS": "answer.veto_checks",
+    "RAG_WRONG_ANSWER_COST": "answer.wrong_answer_cost",
     "RAG_RANKING": "retrieval.ranking",
 }
 

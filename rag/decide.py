@@ -132,14 +132,14 @@ class Example:
     answerable: bool
 
 
-def fit(examples: list[Example], c: float = 1.0, names: list[str] | None = None, inner_folds: int = 5) -> Decider:
+def fit(examples: list[Example], c: float = 1.0, names: list[str] | None = None, inner_folds: int = 5, wrong_answer_cost: float = 1.0) -> Decider:
     """Logistic regression on the candidates, then the threshold that decides best per question — chosen on
     probabilities each question got from a model fitted without its place (`inner_folds` folds by group), not
     on the training fit's own, which are surer than the model will be on a new reply."""
     names = list(names or FEATURES)
     dec = fit_linear([e.feats for e in examples], [e.label for e in examples], names, c)
     held = held_out_probabilities(examples, c, names, inner_folds)
-    dec.threshold, dec.min_coverage = best_threshold(dec, examples, held)
+    dec.threshold, dec.min_coverage = best_threshold(dec, examples, held, wrong_answer_cost)
     return dec
 
 
@@ -190,15 +190,16 @@ def question_outcomes(dec: Decider, examples: list[Example], min_coverage: float
     return [(a, p, lab) for p, lab, a in best.values()]
 
 
-def best_threshold(dec: Decider, examples: list[Example], probs: list[float] | None = None) -> tuple[float, float]:
-    """The (threshold, coverage floor) with the most right decisions over the question parts: a right answer on
-    an answerable part, a refusal on an unanswerable one (a wrong answer and a wrong refusal cost the same). Of
-    the thresholds that tie at the best floor, the middle one (a plateau's edge is where a new reply falls off)."""
-    best_f, best_v, ties = 0.0, -1, [0.5]
+def best_threshold(dec: Decider, examples: list[Example], probs: list[float] | None = None, wrong_answer_cost: float = 1.0) -> tuple[float, float]:
+    """The (threshold, coverage floor) with the least cost over the question parts: a wrong refusal of an
+    answerable part costs 1, an answer to an unanswerable part `wrong_answer_cost` (a confident wrong answer with
+    a citation is worse than a refusal), a wrong sentence quoted for an answerable part 1. Of the thresholds that
+    tie at the best floor, the middle one (a plateau's edge is where a new reply falls off)."""
+    best_f, best_v, ties = 0.0, -math.inf, [0.5]
     for floor in np.linspace(0.0, 0.3, 13):
         out = question_outcomes(dec, examples, float(floor), probs)
         for t in np.linspace(0.05, 0.95, 91):
-            v = sum(1 for a, p, lab in out if (a and p >= t and lab) or (not a and p < t))
+            v = -sum(wrong_answer_cost if not a else 1.0 for a, p, lab in out if (a and not (p >= t and lab)) or (not a and p >= t))
             if v > best_v:
                 best_f, best_v, ties = float(floor), v, [float(t)]
             elif v == best_v and float(floor) == best_f:

@@ -43,7 +43,7 @@ def _group(pipe: Pipeline, item: GoldItem) -> str:
     if item.doc_ids:
         meta = docs.get(item.doc_ids[0])
         return (meta.city if meta and meta.city else item.doc_ids[0])
-    return "unanswerable-" + str(int(hashlib.sha1(item.id.encode()).hexdigest(), 16) % 7)
+    return "unanswerable-" + str(int(hashlib.sha1(item.id.encode()).hexdigest(), 16) % UNANSWERABLE_BUCKETS)
 
 
 def prepare(pipe: Pipeline, gold: list[GoldItem], k: int = 10, mode: str = "hybrid", rank_rows: list | None = None) -> list[Prepared]:
@@ -113,14 +113,21 @@ def answer_all(pipe: Pipeline, prepared: list[Prepared], decider: Decider | None
     return rows
 
 
+UNANSWERABLE_BUCKETS = 20  # unanswerable questions (no place of their own) are spread over this many groups
+
+
 def fold_of(groups: list[str], n_folds: int) -> dict[str, int]:
-    """Places spread over folds by size (largest first, each to the fold with fewest questions so far)."""
+    """Unanswerable questions' groups dealt round the folds (every fold has its share of them), then places
+    spread by size (largest first, each to the fold with fewest questions so far)."""
     sizes: dict[str, int] = {}
     for g in groups:
         sizes[g] = sizes.get(g, 0) + 1
     load = [0] * n_folds
     out = {}
-    for g in sorted(sizes, key=lambda g: (-sizes[g], g)):
+    for i, g in enumerate(sorted(g for g in sizes if g.startswith("unanswerable-"))):
+        out[g] = i % n_folds
+        load[i % n_folds] += sizes[g]
+    for g in sorted((g for g in sizes if g not in out), key=lambda g: (-sizes[g], g)):
         f = min(range(n_folds), key=lambda i: (load[i], i))
         out[g] = f
         load[f] += sizes[g]
@@ -167,7 +174,7 @@ def run_folds(settings, gold_paths: list[str | Path], n_folds: int = 5, k: int =
     table = []
     for f in range(n_folds):
         test_ids = {p.item.id for p in coverage if folds[p.group] == f}
-        model = fit([e for e in ex if folds[group_of[e.qid]] != f], c=c)
+        model = fit([e for e in ex if folds[group_of[e.qid]] != f], c=c, wrong_answer_cost=settings.answer.wrong_answer_cost)
         learned_pipe.retriever._ranker = fit_ranker([(q, feats, lab) for q, g, feats, lab in rows if folds[g] != f])
         test = [p.item for p in coverage if p.item.id in test_ids]
         sel_l = prepare(learned_pipe, test, k=k)
@@ -215,7 +222,7 @@ def train(settings, gold_paths: list[str | Path], out: str | Path, k: int = 10, 
         test_ex = [e for e in ex if folds[group_of[e.qid]] == f]
         if not train_ex or not test_ex:
             continue
-        m = fit(train_ex, c=c)
+        m = fit(train_ex, c=c, wrong_answer_cost=settings.answer.wrong_answer_cost)
         outcomes = question_outcomes(m, test_ex, m.min_coverage)
         ans_ = [(p, lab) for a, p, lab in outcomes if a]
         una = [p for a, p, _ in outcomes if not a]
@@ -225,7 +232,7 @@ def train(settings, gold_paths: list[str | Path], out: str | Path, k: int = 10, 
             "false_refusal": round(sum(1 for p, _ in ans_ if p < m.threshold) / max(1, len(ans_)), 4),
             "refused_unanswerable": round(sum(1 for p in una if p < m.threshold) / max(1, len(una)), 4),
         })
-    model = fit(ex, c=c)
+    model = fit(ex, c=c, wrong_answer_cost=settings.answer.wrong_answer_cost)
     model.info = {
         "trained_on": [str(p) for p in gold_paths], "questions": len(gold), "examples": len(ex), "positives": sum(e.label for e in ex),
         "C": c, "features": len(FEATURES), "cv_held_out_places": cv,

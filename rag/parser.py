@@ -231,14 +231,15 @@ def extract_meta(raw: RawFile, header: dict[str, str], lines: list[str], boiler:
                 break
     if not date:  # "…的答复 (发布日期:2023年05月25日 文号:…)" in the first lines of the text
         for line in lines[:5]:
-            if re.search(r"(发布|成文|发文|答复)(时间|日期)", line):
+            if re.search(r"(发布|成文|发文|答复)(时间|日期)|(?<!提交)(?<!提出)(?<!办结)(时间|日期)\s*[:：]", line):
                 date = _find_date(line)
                 if date:
                     break
-    if not date:  # the publication date in the page address: …/20230525/… or …/t20251113_…
-        m = re.search(r"[/_t]((?:19|20)\d{2})(\d{2})(\d{2})(?=[/_.])", meta.source)
+    if not date:  # the publication date in the page address: …/20230525/…, …/t20251113_…, …/art/2020/9/9/…, …/2025/01-03/…
+        m = (re.search(r"[/_t]((?:19|20)\d{2})(\d{2})(\d{2})(?=[/_.])", meta.source)
+             or re.search(r"/((?:19|20)\d{2})/(\d{1,2})[/-](\d{1,2})(?=[/_.])", meta.source))
         if m and 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31:
-            date = f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+            date = f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3)):02d}"
     meta.date = date
     return meta
 

@@ -36,7 +36,7 @@ MAX_QUERY_CHARS = 2000  # the CLI and the chat refuse longer questions; other ca
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 COMPARATIVE = re.compile(
-    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省|市|省份|地市)|(哪些|哪几份|哪几个)(答复|回复|复函)|"
+    r"(哪些|哪几个|哪几家|哪个)(城市|地方|地区|省份|地市|(?:省|市)(?!领导|委|级|长|政府|属|直|场|民|区|县|里|内|本级))|(哪些|哪几份|哪几个)(答复|回复|复函)|"
     r"(?<!出台了)(?<!制定了)(?<!印发了)(?<!发布了)(?<!出台)(?<!制定)(?<!印发)(?<!发布)(哪些|哪几份|哪几个)文件|各地|各市|各省|各城市|各个城市|多地|不同(城市|地区|地方)|对比|比较|异同|"
     r"[两二三四五几多](份|个|篇|件)(答复|回复|复函|文件)|[两二三四五六七八九十]地|"
     r"\bwhich (cities|provinces|places|regions)\b|\bcompare\b|\bcomparison\b|\beach (city|province)\b|\bin different (cities|places)\b|\bacross (cities|the replies|documents)\b",
@@ -72,8 +72,14 @@ PERIODS_ASKED = re.compile(r"全年|上半年|下半年|前[一二三]季度|第
 _FLOW_ASKED = re.compile(r"新(?:增|认定|培育|引进|设立|登记|注册|上市)(?!的)[^，。?？,;；的]{0,16}(?:多少|几)|\bhow many new\b|\bnewly\b", re.I)
 # several things asked (哪些政策措施, 哪几个方面, what measures): the clause naming several is the answer
 _LIST_ASKED = re.compile(r"哪些|哪几(?!年|月|天)|有什么(?:政策|措施|举措|文件|做法)|\bwhat (?:measures|policies|documents|steps)\b|\bwhich (?:measures|policies|documents)\b", re.I)
+# what a whole reply does (做了哪些工作, 采取了哪些措施, 针对哪些建议作了回应): its outline may answer it
+_MEASURES_ASKED = re.compile(r"(?:哪些|哪几[个项条]?|什么)(?:主要|具体|重点)?(?:工作|措施|举措|方面|进展|成效|做法|行动|办法|回应)|(?:做|采取|开展|作)了?哪些|针对哪些|"
+                             r"\bwhat (?:measures|steps|actions|work)\b", re.I)
+# a question about a reply as a whole (答复王明委员…的提案时, 在…建议的答复中)
+_ABOUT_REPLY = re.compile(r"(?:提案|建议|议案)[》”]?(?:时|中|里|的答复|答复|的回复|的办理)|(?:答复|回复|办理)[^?？，,]{0,40}(?:提案|建议|议案)[》”]?时|"
+                          r"\b(?:when|in) (?:answering|replying to|handling)\b", re.I)
 # a name asked (叫什么名字, 名称是什么): the answer is a name, not a count
-_NAME_ASKED = re.compile(r"叫什么|什么名|名称|名字|何名|\bwhat is (?:it|the \w+) called\b|\bwhat (?:is|was) the name\b|\bnamed what\b", re.I)
+_NAME_ASKED = re.compile(r"叫什么|什么名|名称|名字|何名|(?:分别)?是?哪几家(?![^?？，,]{0,12}(?:多少|几))|\bwhat is (?:it|the \w+) called\b|\bwhat (?:is|was) the name\b|\bnamed what\b", re.I)
 # the words of an English quantity question's head (how much registered capital … -> registered capital)
 _EN_HEAD = re.compile(
     r"\b(?:how (?:much|many)|what (?:is|was|are|were) the)\s+(.*?)(?=\s+(?:does|did|do|is|are|was|were|has|have|had|will|can|could|would|"
@@ -88,19 +94,28 @@ _GENERIC_HEAD = set(
 # questions about the reply itself (who it answers, its numbers, its date): answered from DocMeta and its lines
 META_INTENTS: dict[str, re.Pattern[str]] = {
     "addressee": re.compile(
-        r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(谁|哪位|哪几位|哪些人)提出|提案人|建议人|提出人|(代表|委员)是谁|addressed to|"
+        r"(哪位|哪个|哪些|哪几位|谁).{0,6}(代表|委员)|针对.{0,8}(谁|哪位)|答复(对象|给谁)|向谁答复|(答复|回复)(的是)?谁(?!.{0,3}(部门|单位))|(谁|哪位|哪几位|哪些人)提出|提案人|建议人|提出人|(代表|委员)是谁|addressed to|"
         r"which ([\w-]+ )?(deputy|deputies|delegates?|members?)|who (submitted|proposed|raised|made|put forward)", re.I),
-    "number": re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)", re.I),
+    "number": re.compile(r"(建议|提案|议案)》?[^《》]{0,8}(编号|第几号)|第几号(建议|提案|议案)|编号[^《》]{0,6}(建议|提案)|建议号|提案号|number of the (proposal|suggestion)|"
+                         r"\b(proposal|suggestion|motion) number\b", re.I),
     # the reply's own 文号; "the document number of Guangzhou's measures …" asks another document's (a unit, docno)
     "doc_number": re.compile(r"(答复|复函|回复)[^?？]{0,40}文号|文号[^《》]{0,6}(答复|复函)|发文字号|发文号|"
-                             r"\b(reply|response|answer|letter)('s)? document number|\bdocument number of (the|this|its) (reply|response|answer|letter)\b", re.I),
+                             r"\b(reply|response|answer|letter)('s)? document number|\bdocument number of (the|this|its) (reply|response|answer|letter)\b|"
+                             r"\bdocument number of [^?]{0,80}?\b(reply|response|answer|letter)\b", re.I),
     "date": re.compile(
         r"落款|答复日期|发文日期|生成日期|发布日期|成文日期|哪天(答复|发布|提交|提出)|落款日期|签发|何时(答复|发布|回复)|什么时候(答复|发布|回复|印发|公布|作出|做出)|(答复|回复|复函)[^?？，,]{0,6}(什么时候|何时|哪天|哪一天|日期|时间)(?!.{0,6}(多少|几))|"
-        r"date of the reply|when (was|did) (the|this) (reply|response|answer)|when was it (issued|published|replied)", re.I),
+        r"(发布|答复|回复|印发|公布)(时间|日期)是?(哪天|哪一天|什么时候|何时)|"
+        r"date of the reply|when (was|did) (the|this) (reply|response|answer)|when was it (issued|published|replied)|"
+        r"\bwhen was\b[^?]{0,120}\b(reply|response|answer|letter)\b[^?]{0,120}\b(published|issued|released|dated|sent|made)\b", re.I),
     # the proposal's own title (建议的主题是什么 -> 《关于…的建议》), and who signed it with the addressee (联名)
-    "topic": re.compile(r"(建议|提案|议案)的?(主题|题目|标题|名称)|关于什么的(建议|提案|议案)|"
+    "topic": re.compile(r"(建议|提案|议案)的?(主题|题目|标题|名称)|关于什么的(建议|提案|议案)|(?<!在)(什么|哪份|哪一份|哪个)(建议|提案|议案)(?!案|[^?？]{0,6}(多少|几|中|里))|"
                         r"what (was|is) the (proposal|suggestion|motion) about|title of the (proposal|suggestion|motion)", re.I),
     "cosigners": re.compile(r"联名|共同提出|还有(哪几位|哪些|谁)[^?？]{0,6}(代表|委员)|who (else|co-?signed)|co-?signers?", re.I),
+    # the departments the reply was studied with (经会同市科技局…研究答复, 结合…的意见): named in its opening lines
+    "consulted": re.compile(r"会同了?(哪些|哪几个|哪个|什么)|(与|和|同)(哪些|哪几个|哪个)(部门|单位|机构)[^?？]{0,6}(共同|一起|联合)?(研究|商议|办理|答复)|"
+                            r"(征求|结合|吸收)了?(哪些|哪几个|哪个)[^?？]{0,16}意见|"
+                            r"\bwhich (bodies|departments|agencies|units|offices)\b[^?]{0,80}\b(consult|consulted|studied with|worked with|together with|combine|combined)\b|"
+                            r"\b(consult|consulted|studied (it )?with|worked with|together with)\b[^?]{0,40}\bwhich\b|\bopinions of which\b", re.I),
     "issuer": re.compile(r"(哪个|哪一个|什么)(部门|单位|机关)(答复|回复|作出|办理)|由(谁|哪个部门|哪个单位)(答复|回复|办理)|(答复|回复)(部门|单位|机关)是|which (department|agency|office|bureau) (replied|answered|issued)", re.I),
 }
 
@@ -210,6 +225,22 @@ def named_places(question: str) -> list[str]:
     return list(dict.fromkeys(full for full, start, end in spans if not qualifies(full, start, end)))
 
 
+def _counties_named_apart(question: str, cities: list[str]) -> list[str]:
+    """Indexed counties and districts below the gazetteer (岳阳县, 环翠区) the question writes in full and on their
+    own (岳阳市和下辖的岳阳县), not right after the place they are in (沈阳市和平区, 湖南岳阳县)."""
+    out = []
+    for c in cities:
+        at = question.find(c)
+        if at < 0 or not re.search(r"[县区旗]$", c):
+            continue
+        if any(a == 0 and b < len(c) and re.search(r"[省市州盟]$", c[:b]) for _, a, b in find_places(c)):  # 威海市环翠区: one place
+            continue
+        if any(b == at for _, _, b in find_places(question[:at])):  # 湖南岳阳县: right after the place it is in
+            continue
+        out.append(c)
+    return out
+
+
 def question_parts(question: str) -> list[str]:
     """'…发布了多少融资需求?累计放款多少?' -> two parts, each with its own question word."""
     pieces = [p for p in re.split(r"[?？;；]|[,，](?=[^,，]*(?:多少|几|哪|什么|是否))|,?\s+and\s+(?=(?:to\s+|for\s+|in\s+)?(?:how|what|which|when|who)\b)", question, flags=re.I) if p and p.strip()]
@@ -257,15 +288,45 @@ def english_head(part: str) -> str:
 
 
 @lru_cache(maxsize=512)
+def _done_before(run: str) -> str:
+    """The verb a run of text ends in with its aspect (提升到了, 报告了 -> 提升, 报告), or ""."""
+    if not re.search(r"[了过着]$", run):
+        return ""
+    toks = tokenize(run, for_search=False)
+    while toks and (toks[-1] in ("了", "过", "着", "到", "至") or len(toks[-1]) == 1):
+        toks.pop()
+    return toks[-1] if toks and len(toks[-1]) >= 2 else ""
+
+
+def near_terms(part: str) -> tuple[str, ...]:
+    """What is done before 多少 and to what (比重提升到了多少 -> 比重, 提升): a figure written next to them is
+    likelier the one asked (提升到68.1%); a verb and its object so far from 多少 are nothing a passage must name."""
+    m = re.search(r"(多少|(?<![哪这近前后好])几)", part)
+    if not m:
+        return ()
+    run = re.search(r"[\u4e00-\u9fff]*$", part[: m.start()]).group(0)
+    verb = _done_before(run)
+    if not verb:
+        return ()
+    before = [t for t in tokenize(word_window(run[: run.rfind(verb)], 4, end=True), for_search=False)
+              if len(t) >= 2 and t not in _GENERIC_HEAD and t not in QUESTION_STOP and not QWORD.search(t)]
+    return (*before[-1:], verb)
+
+
 def head_terms(part: str) -> tuple[str, ...]:
     """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
-    m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|几)", part)
+    m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|(?<![哪这近前后好])几)", part)
     if not m:
         return ()
     # 多少人去参加, 多少亿元: 人 and 亿元 are the unit, not what is asked about
     unit = re.match(rf"(?:{MEASURE_UNITS}|人次|[万亿]?(?:美元|元)|[万亿]|[个家户人名位项次场条批期套所份种件])", part[m.end():])
-    after = word_window(re.match(r"[\u4e00-\u9fff]*", part[m.end() + (unit.end() if unit else 0):]).group(0), 6, end=False)
-    before = word_window(re.search(r"[\u4e00-\u9fff]*$", part[: m.start()]).group(0), 4, end=True)
+    # 多少家“小巨人”企业: the quotation marks are inside the thing asked about
+    rest = re.sub(r"[“”\"「」]", "", part[m.end() + (unit.end() if unit else 0):])
+    after = word_window(re.match(r"[\u4e00-\u9fff]*", rest).group(0), 6, end=False)
+    run = re.search(r"[\u4e00-\u9fff]*$", part[: m.start()]).group(0)
+    if _done_before(run):  # 比重提升到了多少 / 各报告了多少: no head next to it to check (rag.plan.near_terms scores them)
+        run = ""
+    before = word_window(run, 4, end=True)
 
     def words(window: str) -> list[str]:  # a thesaurus phrase stays whole (利息补贴, not 利息 + 补贴)
         phrases = [p for p, _ in find_synonyms(window)]
@@ -343,6 +404,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         terms=terms,
         alts=plan.alts,
         heads=list(head_terms(part)),
+        near=list(near_terms(part)),
         asks_number=number,
         unit=unit_kind(asked) if number else "",
         qualifiers=[name for name, rx in QUALIFIERS_ASKED.items() if rx.search(part)],
@@ -359,6 +421,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         flow=bool(_FLOW_ASKED.search(asked)),
         asks_name=bool(_NAME_ASKED.search(part)),
         asks_list=not number and bool(_LIST_ASKED.search(part)),
+        asks_measures=not number and bool(_MEASURES_ASKED.search(part)),
         en_head=head,
         en_head_zh=expand_english(head).split() if head else [],
         english=english,
@@ -399,7 +462,12 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     if simple != text:
         plan.official = f"{plan.official} {simple}".strip()
     plan.meta = meta_intents(simple)
-    named = len(named_places(simple))
+    plan.about_reply = bool(_ABOUT_REPLY.search(simple))
+    apart = _counties_named_apart(simple, plan.cities)
+    masked = simple
+    for c in apart:  # the county counts once, as itself (岳阳县 is not also the gazetteer's 岳阳市)
+        masked = masked.replace(c, "〇" * len(c))
+    named = len(named_places(masked) + apart)
     if ABOUT_ASSISTANT.search(simple) and not plan.cities:
         plan.kind = "assistant"
     elif COMPARATIVE.search(simple) or named >= 2 or (_SEVERAL.search(simple) and not plan.meta and named != 1):
@@ -410,6 +478,9 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
         plan.kind = "section"
     work = plan if simple == text else QuestionPlan(text=simple, terms=plan.terms, alts=plan.alts)
     plan.parts = [analyze_part(p, work) for p in question_parts(simple)]
+    for prev, part in zip(plan.parts, plan.parts[1:]):  # 2020年上半年…是多少?占…的比重提升到了多少?: the same part of the year
+        if not part.period and not part.years and not part.years_en:
+            part.period = prev.period
     plan.whole = plan.parts[0] if len(plan.parts) == 1 else analyze_part(simple, work)
     for part in {id(p): p for p in (*plan.parts, plan.whole)}.values():
         part.places = list(written)

@@ -378,6 +378,7 @@ class Retriever:
         domain = [t for t in present if t in domain_terms()]
         max_idf = max((self.idf(t) for t in present), default=0.0)
         cfg_anchor = self.settings.retrieval.anchor_idf_share
+        floor = self.settings.retrieval.comparative_min_coverage
         # the field's names and the question's most specific words, either of which makes a document relevant
         # (续贷周转的转贷或应急周转资金: 续贷 is a field's name, 转贷 and 应急 the rarest words)
         anchors = list(dict.fromkeys(domain + [t for t in present if self.idf(t) >= cfg_anchor * max_idf]))
@@ -386,9 +387,17 @@ class Retriever:
             return any(a in normalise(gen.chunks[r].text) for r in by_doc[d][:3] for a in anchors)
 
         if anchors:  # the question has specific words: a relevant document contains one of them
-            keep = [d for d in by_doc if best_cov[d] >= 0.2 and has_anchor(d)]
+            keep = [d for d in by_doc if best_cov[d] >= floor and has_anchor(d)]
         else:
             keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
+        if q.cities:  # every place the question names gets its line, when a passage of it is about the question at all
+            # (信阳、岳阳、沈阳三地…: the anchors, the question's rarest words, may be in none of them)
+            for city in q.cities:
+                mine = [d for d in by_doc if gen.chunks[by_doc[d][0]].city == city]
+                if mine and not any(d in keep for d in mine):
+                    best = max(mine, key=lambda d: scored[by_doc[d][0]])
+                    if best_cov[best] >= floor:
+                        keep.append(best)
         whole = q.whole or (q.parts[0] if q.parts else None)
         quoted = whole.quoted if whole else []
         if quoted:  # “企业家日”: only the documents that name it

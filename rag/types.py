@@ -118,6 +118,7 @@ class PlanPart:
     terms: list[str] = field(default_factory=list)  # its key terms weighted twice, then the whole question's
     alts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     heads: list[str] = field(default_factory=list)  # the head nouns next to 多少/几 (多少购房补贴 -> 购房, 补贴)
+    near: list[str] = field(default_factory=list)  # what is done before 多少, to what (比重提升到了多少 -> 比重, 提升): scores, checks nothing
     asks_number: bool = False  # the answer is a figure or a date
     unit: str = ""  # the kind of figure asked (textproc.UNIT_KINDS): money, date, count:家户, measure:笔 …
     qualifiers: list[str] = field(default_factory=list)  # maximum, per_unit
@@ -135,6 +136,7 @@ class PlanPart:
     flow: bool = False  # an increase is asked (新增了多少家), not a total reached
     asks_name: bool = False  # a name is asked (叫什么名字), not a figure
     asks_list: bool = False  # several things are asked (哪些政策措施, 哪几个方面), not a figure
+    asks_measures: bool = False  # what is done is asked (做了哪些工作, 采取了哪些措施, 针对哪些建议作了回应)
     en_head: str = ""  # an English quantity question's head words (how much registered capital -> registered capital)
     en_head_zh: list[str] = field(default_factory=list)  # their Chinese in the glossary (none: nothing to check them by)
     english: bool = False
@@ -163,6 +165,7 @@ class QuestionPlan:
     terms: list[str] = field(default_factory=list)  # key terms of the whole question
     alts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # term -> strings that count as it (thesaurus)
     official: str = ""  # the documents' wording of everyday words (头一回 -> 首次), for BM25
+    about_reply: bool = False  # it asks of a reply as a whole (答复…提案时, …建议的答复中), not of one of its sections
 
     @property
     def comparative(self) -> bool:
@@ -183,7 +186,7 @@ class QuestionPlan:
         return {
             "text": self.text, "kind": self.kind, "language": self.language, "meta": self.meta,
             "cities": self.cities, "years": self.years, "unknown_places": self.unknown_places,
-            "terms": self.terms, "expansion": self.expansion, "official": self.official,
+            "terms": self.terms, "expansion": self.expansion, "official": self.official, "about_reply": self.about_reply,
             "parts": [p.to_dict() for p in self.parts],
         }
 

@@ -195,8 +195,8 @@ def test_a_sentence_announcing_measures_goes_on_to_name_them():
 
 
 def test_a_clause_naming_several_things():
-    from rag.answer import _names_several
+    from rag.checks import names_several
 
-    assert _names_several("我省密集出台了《若干政策措施》《若干措施》等一系列政策措施")
-    assert _names_several("支持人工智能、生物医药、新能源等产业")
-    assert not _names_several("近年来,为了进一步助力民营企业纾解困难")
+    assert names_several("我省密集出台了《若干政策措施》《若干措施》等一系列政策措施")
+    assert names_several("支持人工智能、生物医药、新能源等产业")
+    assert not names_several("近年来,为了进一步助力民营企业纾解困难")

@@ -79,6 +79,19 @@ CASES = [
     ("english_head", "How many events did Chongqing hold?", "开展系列活动277场。", None, True),  # no Chinese for "events": no check
     ("english_head", "How many SMEs did Henan survey?", "调研中小企业300家。", None, True),
     ("english_head", "How much money did Henan give?", "发放资金300万元。", None, True),  # names nothing specific
+    ("acknowledgement", "沈阳在支持小微企业数字化转型方面做了哪些工作?", "您提出的《关于支持小微企业数字化转型的提案》收悉,现答复如下:", None, False),
+    ("acknowledgement", "沈阳在支持小微企业数字化转型方面做了哪些工作?", "您提出的“关于支持小微企业数字化转型的提案”已收悉。", None, False),
+    ("acknowledgement", "提案由哪位副主席领办督办?", "您的提案由市政协副主席周保林同志领办督办,经与市科技局、市金融工作办公室等共同研究办理,现答复如下:", None, True),
+    ("acknowledgement", "沈阳在支持小微企业数字化转型方面做了哪些工作?", "一是设立数字化转型专项资金2000万元。", None, True),
+    ("novel", "参会的5家银行分别是哪几家?", "5家银行和10家企业参会,达成意向融资需求1.13亿元。", None, False),
+    ("novel", "参会的5家银行分别是哪几家?", "工商银行、农业银行、中国银行、建设银行、交通银行5家银行参会。", None, True),
+    ("novel", "38家小巨人企业共获得多少奖励?", "38家小巨人企业参展。", None, False),
+    ("novel", "38家小巨人企业共获得多少奖励?", "38家小巨人企业共获得奖励1900万元。", None, True),
+    ("novel", "营口对博士每月补贴多少钱?", "博士每月补贴2000元。", None, True),  # the question states no figure: does not apply
+    ("figures", "年营业收入超过百亿元的总部企业有多少家?", "全市总部性质企业共196家,实现营业收入2万亿元。", None, False),
+    ("figures", "年营业收入超过百亿元的总部企业有多少家?", "营业收入超过100亿元的总部企业15家。", None, True),  # 百亿 is 100亿
+    ("figures", "对市政协第0378号提案的答复中,新增首贷户多少户?", "新增首贷户1200户。", None, True),  # a proposal number is no figure
+    ("figures", "获得500万元以上贷款的企业有多少家?", "获得500万元以上贷款的企业有30家。", None, True),
 ]
 
 
@@ -226,3 +239,13 @@ def test_quoted_name_in_the_lines_of_its_paragraph_above_and_the_passage_before(
     ctx_before = CheckContext(AnswerConfig(), known=None, before=lambda chunk: prev)
     cut = _cand(said, said)
     assert CHECKS["quoted"](part, cut, ctx_before).ok and not CHECKS["quoted"](part, cut, ctx).ok
+
+
+def test_figures_are_amounts_and_counts_not_dates_numbers_or_names():
+    from rag.checks import figures
+
+    assert figures("超过百亿元的有多少家?") == {("100", "亿", "元")}
+    assert figures("5家银行和10家企业参会,达成意向融资需求1.13亿元") == {("5", "", "家"), ("10", "", "家"), ("1.13", "亿", "元")}
+    assert figures("对市政协十四届三次会议第0378号提案的答复(豫工信办案〔2020〕120号)") == set()
+    assert figures("2023年3月1日起,“千人帮千企”行动") == set()
+    assert figures("3.50亿元") == figures("3.5亿元")

@@ -107,3 +107,13 @@ def test_a_tied_threshold_is_the_middle_of_the_plateau():
     probs = [0.8, 0.2]
     t, _ = best_threshold(None, ex, probs)
     assert 0.45 <= t <= 0.55
+
+
+def test_every_fold_gets_its_share_of_unanswerable_questions():
+    from rag.learn import UNANSWERABLE_BUCKETS, fold_of
+
+    groups = [f"unanswerable-{i % UNANSWERABLE_BUCKETS}" for i in range(150)] + ["沈阳市"] * 90 + ["营口市"] * 60 + ["天津市"] * 40
+    folds = fold_of(groups, 5)
+    per_fold = [sum(1 for g in groups if g.startswith("unanswerable-") and folds[g] == f) for f in range(5)]
+    assert min(per_fold) >= 150 // 5 - 8, per_fold  # none left without any (a fold's abstain_accuracy would be 0)
+    assert len({folds[g] for g in ("沈阳市", "营口市", "天津市")}) == 3  # places still spread by size

@@ -301,6 +301,8 @@ def test_cn_to_int(s, n):
     [
         ("010_shanghai", "2023-05-25"),  # "(发布日期:2023年05月25日 文号:…)" in the first line of the text
         ("002_wuhan", "2025-11-13"),  # only the page address has it: …/202511/t20251113_2677272.html
+        ("101_shandong", "2020-09-09"),  # …/art/2020/9/9/art_123000_7390.html
+        ("121_xinyang", "2024-10-04"),  # 时间:2024-10-04 in the header, not the address's 2025/01-03
         ("tianjin", "2021-03-22"),  # the signature date at the end
     ],
 )

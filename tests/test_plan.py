@@ -281,3 +281,36 @@ def test_frequency_and_the_things_behind_jige():
     assert asks_number("How often does Shenyang check the policies?")
     assert not asks_number("广州民营企业最头疼的几个老问题是什么?")  # the problems, not how many
     assert asks_number("营口有几家银行?")
+
+
+@pytest.mark.parametrize("question,heads,near", [
+    ("各报告了多少家“小巨人”企业?", ("小巨人企业",), ("报告",)),  # the quotation marks are inside the thing asked
+    ("占全省进出口总值的比重提升到了多少?", (), ("比重", "提升")),  # a verb done: nothing to check, a figure next to it scores
+    ("发放了多少购房补贴?", ("购房补贴",), ("发放",)),
+    ("注册资本是多少?", ("注册资本",), ()),
+])
+def test_heads_to_check_and_words_a_figure_is_near(question, heads, near):
+    from rag.plan import head_terms, near_terms
+
+    assert head_terms(question) == heads
+    assert near_terms(question) == near
+
+
+def test_these_few_years_asks_no_number():
+    from rag.textproc import asks_number
+
+    assert not asks_number("这几年上海改善民营企业经营环境主要从哪几处用力?")
+    assert asks_number("近三年新增了几家上市公司?")
+
+
+def test_a_later_part_asks_of_the_same_part_of_the_year():
+    p = analyze("2020年上半年山东民营企业进出口额是多少?占全省进出口总值的比重提升到了多少?", _Lex())
+    assert [x.period for x in p.parts] == ["上半年", "上半年"]
+
+
+def test_counties_named_apart_make_a_comparison():
+    from rag.plan import _counties_named_apart
+
+    assert _counties_named_apart("岳阳市和下辖的岳阳县在答复中各报告了多少家", ["岳阳市", "岳阳县"]) == ["岳阳县"]
+    assert _counties_named_apart("湖南岳阳县和临湘市分别依托什么平台", ["湖南省", "岳阳市", "临湘市", "岳阳县"]) == []  # after its province
+    assert _counties_named_apart("威海市环翠区银企对接会", ["威海市环翠区"]) == []  # the city's district: one place
