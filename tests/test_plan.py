@@ -314,3 +314,8 @@ def test_counties_named_apart_make_a_comparison():
     assert _counties_named_apart("岳阳市和下辖的岳阳县在答复中各报告了多少家", ["岳阳市", "岳阳县"]) == ["岳阳县"]
     assert _counties_named_apart("湖南岳阳县和临湘市分别依托什么平台", ["湖南省", "岳阳市", "临湘市", "岳阳县"]) == []  # after its province
     assert _counties_named_apart("威海市环翠区银企对接会", ["威海市环翠区"]) == []  # the city's district: one place
+
+
+def test_single_character_words_of_a_question_are_no_key_terms():
+    p = analyze("Python里怎么安装numpy?", _Lex())
+    assert "里" not in p.terms  # 里 is in 公里 of every other passage
