@@ -36,6 +36,13 @@ def names_several(text: str) -> bool:
     return text.count("《") >= 2 or text.count("“") >= 2 or text.count("、") >= 2
 
 
+def names_several_new(said: str, question: str) -> bool:
+    """Does a sentence name several things the question does not: two distinct “names” or 《titles》 it does not
+    quote, or three items in a 、 list? (“小升规”…“小升规”38户 names one, the question's own.)"""
+    names = {m.group(0)[1:-1] for m in re.finditer(r"“[^”]{1,40}”|《[^》]{1,80}》", said)}
+    return len([n for n in names if n not in question]) >= 2 or said.count("、") >= 2
+
+
 def states_figure(said: str) -> bool:
     """Does the sentence state a figure of its own? Figures inside quoted names and titles do not count."""
     return bool(NUMBER.search(_NAMES.sub("", said)))
@@ -396,17 +403,28 @@ def check_acknowledgement(part: PlanPart, c: Candidate, ctx: CheckContext) -> Fi
 def check_novel(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """参会的5家银行分别是哪几家 is not answered by 5家银行和10家企业参会: the sentence states a figure or names
     something the question does not already say."""
-    if not (part.asks_number or part.asks_name) or part.unit == "date":
+    if not (part.asks_number or part.asks_name or part.asks_list) or part.unit == "date":
         return _ok("novel", False)
-    asked = figures(part.text)
-    said = figures(c.said)
+    asked = figure_numbers(part.text)
+    said = {n for n, _, _ in figures(c.said)}
     if not asked or not said:
         return _ok("novel", bool(asked))
     if part.asks_number and said <= asked:
         return _fail("novel", "the sentence's only figures are the question's own")
-    if part.asks_name and not part.asks_number and said & asked and not names_several(c.said):
-        return _fail("novel", "names asked of the things the question counts, the sentence counts them again and names none")
+    if not part.asks_number and said & asked and not names_several_new(c.said, normalise(part.text)):
+        return _fail("novel", "the things the question counts asked for, the sentence counts them again and names none")
     return _ok("novel")
+
+
+_EN_NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.])")
+
+
+def figure_numbers(question: str) -> set[str]:
+    """The numbers of the figures a question states (参会的5家银行 -> 5; "the 320-plus leading enterprises" -> 320):
+    a Chinese question's amounts and counts, an English one's numbers that are no years."""
+    if re.search(r"[A-Za-z]{3,}", question) and not re.search(r"[\u4e00-\u9fff]{4,}", question):
+        return {m.group(1) for m in _EN_NUMBER.finditer(question) if not re.fullmatch(r"(?:19|20)\d{2}", m.group(1))}
+    return {n for n, _, _ in figures(question)}
 
 
 def check_figures(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:

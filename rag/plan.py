@@ -358,7 +358,10 @@ def meta_intents(question: str) -> list[str]:
     titles = re.findall(r"《([^》]*)》", question)
     if titles and not all(re.search(r"(建议|提案|议案)$", t) for t in titles):
         return []
-    return [name for name, rx in META_INTENTS.items() if rx.search(question)]
+    found = [name for name, rx in META_INTENTS.items() if rx.search(question)]
+    if "consulted" in found and re.search(r"“[^”]{2,}”", question):  # 会同哪些部门推进“红顶中介”整治: a work's partners
+        found.remove("consulted")
+    return found
 
 
 def grounding_terms(terms: list[str]) -> list[str]:
@@ -462,7 +465,8 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     if simple != text:
         plan.official = f"{plan.official} {simple}".strip()
     plan.meta = meta_intents(simple)
-    plan.about_reply = bool(_ABOUT_REPLY.search(simple))
+    # …的提案时,在打造公平竞争市场环境方面做了哪些工作?: an aspect named, its section answers, not the outline
+    plan.about_reply = bool(_ABOUT_REPLY.search(simple)) and not re.search(r"在[^，,。?？]{2,40}方面", simple)
     apart = _counties_named_apart(simple, plan.cities)
     masked = simple
     for c in apart:  # the county counts once, as itself (岳阳县 is not also the gazetteer's 岳阳市)

@@ -92,6 +92,10 @@ CASES = [
     ("figures", "年营业收入超过百亿元的总部企业有多少家?", "营业收入超过100亿元的总部企业15家。", None, True),  # 百亿 is 100亿
     ("figures", "对市政协第0378号提案的答复中,新增首贷户多少户?", "新增首贷户1200户。", None, True),  # a proposal number is no figure
     ("figures", "获得500万元以上贷款的企业有多少家?", "获得500万元以上贷款的企业有30家。", None, True),
+    ("novel", "今年已完成“小升规”的38户企业分别是哪些?", "制定《2023年“小升规”企业培育工作方案》,已完成“小升规”38户。", None, False),
+    ("novel", "今年已完成“小升规”的38户企业分别是哪些?", "甲公司、乙公司、丙公司等38户企业完成“小升规”。", None, True),
+    ("novel", "How many of the 320-plus leading enterprises belong to the petrochemical chain?", "链上龙头企业、重点企业总数达到320多家。", None, False),
+    ("novel", "How many of the 320-plus leading enterprises belong to the petrochemical chain?", "其中石化产业链龙头企业45家。", None, True),
 ]
 
 

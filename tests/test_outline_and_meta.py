@@ -132,6 +132,9 @@ def test_the_plan_of_these_questions():
     assert analyze("参会的5家银行分别是哪几家?", Lex()).parts[0].asks_name
     assert analyze("青岛市答复王明委员关于梯度培育的提案时,采取了哪些措施?", Lex()).about_reply
     assert not analyze("青岛市在梯度培育方面采取了哪些措施?", Lex()).about_reply
+    # an aspect named: its section answers, not the outline
+    assert not analyze("青岛市答复王明委员的提案时,在梯度培育方面采取了哪些措施?", Lex()).about_reply
+    assert meta_intents("是会同哪些部门共同研究推进“红顶中介”整治工作的?") == []  # a work's partners, not the reply's
 
 
 @pytest.mark.parametrize("iso, written", [
