@@ -18,7 +18,8 @@ from .textproc import cn_numbers_to_digits, domain_terms, equivalents, marker_st
 from .types import Chunk, Finding, Hit, PlanPart
 
 # a figure in a sentence: digits, or Chinese numerals with a measure word
-NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万亿]+(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
+# (万亿 alone is no figure: 万亿现代石化产业基地 names a kind of industry)
+NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千][一二两三四五六七八九十百千万亿]*(?:个|家|户|项|次|场|条|名|人|年|倍|批|亿|万|期)")
 # how a sentence states a maximum or a per-unit rate (the question's side is in rag.plan.QUALIFIERS_ASKED)
 QUALIFIERS_STATED = {
     "maximum": re.compile(r"最高|最多|上限|封顶|不超过|不高于|以内|最大|允许"),
@@ -427,11 +428,15 @@ def figure_numbers(question: str) -> set[str]:
     return {n for n, _, _ in figures(question)}
 
 
+# a yes/no question about a figure (是否…2500元?, 是不是…): a passage stating another figure answers it
+_CONFIRMS = re.compile(r"是否|是不是|有没有|对不对|对吗|吗\s*[?？]?\s*$|\b(?:is|are|does|do|did|was|were) (?:it|there|the|they)\b", re.I)
+
+
 def check_figures(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """超过百亿元的有多少家 is not answered by a passage that never says 百亿: the figures the question qualifies
     its thing by are in the passage."""
     asked = figures(part.text)
-    if not asked:
+    if not asked or _CONFIRMS.search(part.text):  # 是否补贴2500元?: the passage's 2000元 is the answer
         return _ok("figures", False)
     stated = figures(ctx.passage(c)) | figures(c.hit.chunk.title)
     missing = [a for a in asked if a not in stated]

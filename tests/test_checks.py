@@ -92,6 +92,7 @@ CASES = [
     ("figures", "年营业收入超过百亿元的总部企业有多少家?", "营业收入超过100亿元的总部企业15家。", None, True),  # 百亿 is 100亿
     ("figures", "对市政协第0378号提案的答复中,新增首贷户多少户?", "新增首贷户1200户。", None, True),  # a proposal number is no figure
     ("figures", "获得500万元以上贷款的企业有多少家?", "获得500万元以上贷款的企业有30家。", None, True),
+    ("figures", "营口市是否对博士每月补贴2500元?", "博士每月补贴2000元。", None, True),  # yes/no: another figure answers it
     ("novel", "今年已完成“小升规”的38户企业分别是哪些?", "制定《2023年“小升规”企业培育工作方案》,已完成“小升规”38户。", None, False),
     ("novel", "今年已完成“小升规”的38户企业分别是哪些?", "甲公司、乙公司、丙公司等38户企业完成“小升规”。", None, True),
     ("novel", "How many of the 320-plus leading enterprises belong to the petrochemical chain?", "链上龙头企业、重点企业总数达到320多家。", None, False),
@@ -243,6 +244,13 @@ def test_quoted_name_in_the_lines_of_its_paragraph_above_and_the_passage_before(
     ctx_before = CheckContext(AnswerConfig(), known=None, before=lambda chunk: prev)
     cut = _cand(said, said)
     assert CHECKS["quoted"](part, cut, ctx_before).ok and not CHECKS["quoted"](part, cut, ctx).ok
+
+
+def test_ten_thousand_hundred_millions_alone_is_no_figure():
+    from rag.checks import states_figure
+
+    assert not states_figure("助推我市打造湖南万亿现代石化产业核心基地")
+    assert states_figure("培育三家企业") and states_figure("达到两万亿")
 
 
 def test_figures_are_amounts_and_counts_not_dates_numbers_or_names():
