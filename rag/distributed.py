@@ -34,6 +34,9 @@ class _EmbedActor:
         return {"key": np.asarray(batch["key"]), "vec": np.asarray(vecs, dtype=np.float32)}
 
 
+LOCAL_START_ATTEMPTS = 2  # how often a local Ray is started before the ingest gives up
+
+
 def start_ray(address: str | None, workers: int = 0):
     import ray
 
@@ -46,12 +49,20 @@ def start_ray(address: str | None, workers: int = 0):
     else:
         kw["address"] = address
         kw["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}
-    try:
-        ray.init(**kw)
-    except Exception as e:  # unreachable address, version mismatch …: one clear line, the index untouched
-        from .embedder import EmbedderError
+    # a local Ray started on a loaded 2-core machine can time out once ("The current node timed out during
+    # startup"): it is started again; a cluster address that fails is reported at once
+    attempts = LOCAL_START_ATTEMPTS if local else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**kw)
+            return ray
+        except Exception as e:  # unreachable address, version mismatch …: one clear line, the index untouched
+            if attempt < attempts:
+                ray.shutdown()
+                continue
+            from .embedder import EmbedderError
 
-        raise EmbedderError(f"cannot start or reach Ray{'' if local else ' at ' + str(address)}: {type(e).__name__}: {e}") from e
+            raise EmbedderError(f"cannot start or reach Ray{'' if local else ' at ' + str(address)}: {type(e).__name__}: {e}") from e
     return ray
 
 

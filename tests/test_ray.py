@@ -44,3 +44,30 @@ def test_unreachable_ray_cluster_is_a_clear_error_and_no_index_is_written(tmp_pa
     p = run_rag("ingest", REPLIES / "zhengzhou.txt", "--index", tmp_path / "i", "--ray", "ray://127.0.0.1:1", env={"RAG_EMBED_CACHE": str(tmp_path / "c")}, timeout=300)
     assert p.returncode == 1 and "cannot start or reach Ray at ray://127.0.0.1:1" in " ".join(p.stderr.split()), p.stderr[-2000:]
     assert "Traceback" not in p.stderr and not IndexStore(tmp_path / "i").exists()
+
+
+def test_a_local_ray_that_times_out_once_is_started_again(monkeypatch):
+    """A local Ray started on a loaded machine can time out once (seen in a fresh-clone `make test`): started
+    again; a cluster address that fails is reported at once, as one clear error."""
+    import ray
+
+    from rag import distributed
+    from rag.embedder import EmbedderError
+
+    calls = []
+
+    def init(**kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            raise RuntimeError("The current node timed out during startup.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    assert distributed.start_ray(None) is ray and len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(ray, "init", lambda **kw: (_ for _ in ()).throw(ConnectionError("refused")))
+    import pytest
+
+    with pytest.raises(EmbedderError, match="at ray://10.0.0.1:10001"):
+        distributed.start_ray("ray://10.0.0.1:10001")
