@@ -458,7 +458,7 @@ def eval_cmd(
 
 @app.command()
 def train(
-    gold: Optional[list[Path]] = typer.Option(None, "--gold", help="Gold sets to train on (default: the development sets in data/gold)."),
+    gold: Optional[list[Path]] = typer.Option(None, "--gold", help="Gold sets to train on (default: every set in data/gold whose first run is recorded, rag.cli.TRAIN_SETS)."),
     out: Path = typer.Option(Path("rag/data/decider.json"), "--out", help="Where the answer decision (JSON) is written."),
     ranker_out: Path = typer.Option(Path("rag/data/ranker.json"), "--ranker-out", help="Where the learned ranking (JSON) is written."),
     index: Optional[str] = typer.Option(None, "--index", help="Index directory (must hold every document the gold sets cite)."),
