@@ -446,6 +446,18 @@ def check_figures(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _ok("figures")
 
 
+def check_event(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """是哪一年成立的 is not answered by 成立…公司,通过该平台,2022年1月1日至4月30日累计发放贷款: the sentence dates the
+    event asked about — a date in the clause that names it, or in the clause right before (2021年10月,我市率先发布…)."""
+    if not part.event or part.unit != "date":
+        return _ok("event", False)
+    clauses = re.split(r"[，,；;。:：]", c.said)
+    for i, cl in enumerate(clauses):
+        if mentions(cl.lower(), part.event) and any(_DATE.search(x) for x in clauses[max(0, i - 1): i + 1]):
+            return _ok("event")
+    return _fail("event", f"when it was {part.event} asked, the sentence dates another thing")
+
+
 CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "grounded": check_grounded,
     "coverage": check_coverage,
@@ -469,6 +481,7 @@ CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "acknowledgement": check_acknowledgement,
     "novel": check_novel,
     "figures": check_figures,
+    "event": check_event,
 }
 
 

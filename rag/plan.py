@@ -287,7 +287,28 @@ def english_head(part: str) -> str:
     return m.group(1).strip() if any(w.lower() not in _EN_GENERIC for w in words) else ""
 
 
-@lru_cache(maxsize=512)
+# the words after a date question word that are no event (哪一年正式获批, 从哪一年开始实施: 获批, 实施)
+_EVENT_FILLER = {"正式", "开始", "起", "首次", "第一次", "率先", "左右", "前后", "以来"}
+_WHEN_WORD = re.compile(r"哪一年|哪年|哪天|哪一天|何时|什么时候|什么时间|几月|哪个月")
+
+
+def event_asked(part: str) -> str:
+    """What a date is asked of (是哪一年成立的 -> 成立, 是什么时候印发的 -> 印发, 从哪一年开始实施 -> 实施): the first
+    word after the question word, fillers aside; "" when none follows."""
+    m = _WHEN_WORD.search(part)
+    if not m:
+        return ""
+    run = re.match(r"[\u4e00-\u9fff]*", part[m.end():]).group(0)
+    for t in tokenize(run, for_search=False):
+        for f in _EVENT_FILLER:  # 开始运行 -> 运行
+            if t.startswith(f) and len(t) >= len(f) + 2:
+                t = t[len(f):]
+        if t in _EVENT_FILLER or len(t) < 2:
+            continue
+        return t if not QWORD.search(t) else ""
+    return ""
+
+
 def _done_before(run: str) -> str:
     """The verb a run of text ends in with its aspect (提升到了, 报告了 -> 提升, 报告), or ""."""
     if not re.search(r"[了过着]$", run):
@@ -313,6 +334,7 @@ def near_terms(part: str) -> tuple[str, ...]:
     return (*before[-1:], verb)
 
 
+@lru_cache(maxsize=512)
 def head_terms(part: str) -> tuple[str, ...]:
     """The words a quantity question is about: next to 多少/几/是多少 (多少购房补贴 -> 购房, 补贴)."""
     m = re.search(r"(?:是|有|为|达到?|给予?|提供|发放|奖励|补贴)?(多少|(?<![哪这近前后好])几)", part)
@@ -421,6 +443,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         concepts=_named_concepts(plan.terms, part),
         meta=meta_intents(part),
         period=period_asked(asked),
+        event=event_asked(asked) if number and unit_kind(asked) == "date" else "",
         flow=bool(_FLOW_ASKED.search(asked)),
         asks_name=bool(_NAME_ASKED.search(part)),
         asks_list=not number and bool(_LIST_ASKED.search(part)),

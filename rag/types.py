@@ -132,6 +132,7 @@ class PlanPart:
     concepts: list[str] = field(default_factory=list)  # the field's named concepts (首贷户, 创新型中小企业)
     meta: list[str] = field(default_factory=list)  # what this part asks about the reply itself (date, addressee…)
     places: list[str] = field(default_factory=list)  # places named with no reply of their own but written about in one (哈尔滨)
+    event: str = ""  # what a date is asked of (是哪一年成立的 -> 成立): the sentence dates that event
     period: str = ""  # the period a figure is asked for: 全年, 上半年, 一季度 … ("" for none named)
     flow: bool = False  # an increase is asked (新增了多少家), not a total reached
     asks_name: bool = False  # a name is asked (叫什么名字), not a figure

@@ -93,6 +93,9 @@ CASES = [
     ("figures", "对市政协第0378号提案的答复中,新增首贷户多少户?", "新增首贷户1200户。", None, True),  # a proposal number is no figure
     ("figures", "获得500万元以上贷款的企业有多少家?", "获得500万元以上贷款的企业有30家。", None, True),
     ("figures", "营口市是否对博士每月补贴2500元?", "博士每月补贴2000元。", None, True),  # yes/no: another figure answers it
+    ("event", "岳阳县中小企业融资担保有限公司是哪一年成立的?", "成立岳阳县中小企业融资担保有限公司,通过该融资平台,2022年1月1日至4月30日累计发放贷款17笔。", None, False),
+    ("event", "岳阳县中小企业融资担保有限公司是哪一年成立的?", "2019年,成立岳阳县中小企业融资担保有限公司。", None, True),  # the clause right before
+    ("event", "该平台从哪一年开始运行?", "自2019年运行以来,陆续开通了18个服务板块。", None, True),
     ("novel", "今年已完成“小升规”的38户企业分别是哪些?", "制定《2023年“小升规”企业培育工作方案》,已完成“小升规”38户。", None, False),
     ("novel", "今年已完成“小升规”的38户企业分别是哪些?", "甲公司、乙公司、丙公司等38户企业完成“小升规”。", None, True),
     ("novel", "How many of the 320-plus leading enterprises belong to the petrochemical chain?", "链上龙头企业、重点企业总数达到320多家。", None, False),

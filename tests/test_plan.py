@@ -319,3 +319,14 @@ def test_counties_named_apart_make_a_comparison():
 def test_single_character_words_of_a_question_are_no_key_terms():
     p = analyze("Python里怎么安装numpy?", _Lex())
     assert "里" not in p.terms  # 里 is in 公里 of every other passage
+
+
+@pytest.mark.parametrize("question,event", [
+    ("岳阳县中小企业融资担保有限公司是哪一年成立的?", "成立"),
+    ("从哪一年开始实施科技小巨人领军企业培育工程?", "实施"),
+    ("是哪一年正式获批国家创新型城市的?", "获批"),
+    ("该平台从哪一年开始运行?", "运行"),
+    ("营口对博士每月补贴多少?", ""),  # no date asked
+])
+def test_what_a_date_is_asked_of(question, event):
+    assert analyze(question, _Lex()).parts[0].event == event
