@@ -152,6 +152,24 @@ def _asked_outside_titles(part: PlanPart) -> list[str]:
     return [t for t in dict.fromkeys(part.terms) if len(t) >= 2 and t in outside and t not in inside and not re.fullmatch(r"[\d.]+", t)]
 
 
+def _item_sentences(sents: list[str]) -> list[str]:
+    """What an item is quoted by: its title sentence and what it says next (三是健全…体系。…), else its first."""
+    return sents[:2] if sents and _is_item_title(sents[0]) else sents[:1]
+
+
+def _quoted(picked: list[str], limit: int = 150) -> tuple[str, tuple[str, ...]]:
+    """The line quoting these sentences, each cut after its last whole clause within `limit` characters (… marks a
+    cut), and the verbatim pieces it shows."""
+    pieces = tuple(_head_clauses(x, limit) for x in picked)
+    return "".join(p if p == x else p + "…" for p, x in zip(pieces, picked)), pieces
+
+
+def _named_apart(groups: list[tuple[str | None, list[_Sent]]]) -> list[tuple[str | None, list[_Sent]]]:
+    """Labels of two documents of one place named apart by their document ids (天津市(122_tianjin))."""
+    labels = [g[0] for g in groups]
+    return [(f"{lab}({g[1][0].hit.chunk.doc_id})" if labels.count(lab) > 1 else lab, g[1]) for lab, g in zip(labels, groups)]
+
+
 def _next_sentence(sents: list[_Sent], s: _Sent) -> _Sent | None:
     """The sentence after `s` in the same passage (what an item title goes on to say)."""
     return next((x for x in sents if x.order == s.order + 1 and x.hit is s.hit), None)
@@ -506,11 +524,9 @@ class ExtractiveAnswerer:
                 c = next(c for c in body if tuple(c.section_path[:depth]) == top)
                 line = next((ln.strip() for ln in c.text.split("\n") if ln.strip() and not _is_heading(ln.strip(), list(top[:-1]))), "")
                 sents = [x.strip() for x in split_sentences(line) if len(normalise(x)) >= 4]
-                picked = sents[:2] if sents and _is_item_title(sents[0]) else sents[:1]
-                pieces = tuple(_head_clauses(x, 150) for x in picked)
+                text, pieces = _quoted(_item_sentences(sents))
                 if budget <= 0 or not pieces:
                     break
-                text = "".join(q if q == x else q + "…" for q, x in zip(pieces, picked))  # … marks a cut
                 budget -= len(text)
                 chit = next((h for h in hits if h.chunk.chunk_id == c.chunk_id), Hit(chunk=c, score=hits[0].score, rank=len(hits) + 1))
                 items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), n, pieces))
@@ -543,9 +559,7 @@ class ExtractiveAnswerer:
             for n, (c, sents) in enumerate(listed):
                 if budget <= 0:
                     break
-                picked = sents[:2] if _is_item_title(sents[0]) else sents[:1]
-                pieces = tuple(_head_clauses(x, 150) for x in picked)
-                text = "".join(q if q == x else q + "…" for q, x in zip(pieces, picked))  # … marks a cut
+                text, pieces = _quoted(_item_sentences(sents))
                 budget -= len(text)
                 chit = by_id.get(c.chunk_id) or Hit(chunk=c, score=hit.score, rank=hit.rank)
                 items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), n + 1, pieces))
@@ -581,12 +595,11 @@ class ExtractiveAnswerer:
             if whole:  # a short section is quoted whole: every measure it names
                 picked = list(sents)
             else:  # an item's title sentence (三是健全…体系。), what it says next, and its most telling sentence
-                picked = sents[:2] if _is_item_title(sents[0]) else sents[:1]
+                picked = _item_sentences(sents)
                 rest = sorted((x for x in sents if x not in picked), key=lambda x: -salience(x))
                 if rest and salience(rest[0]) > 0.5:
                     picked.append(rest[0])
-            pieces = tuple(_head_clauses(x, 150) for x in sorted(picked, key=sents.index))
-            text = "".join(p if p == x else p + "…" for p, x in zip(pieces, sorted(picked, key=sents.index)))  # … marks a cut
+            text, pieces = _quoted(sorted(picked, key=sents.index))
             budget -= len(text)
             items.append(_Sent(text, chit, 1.0, 1.0, bool(_NUMBER.search(text)), len(items), pieces))
         return items
@@ -636,10 +649,7 @@ class ExtractiveAnswerer:
         if not groups:
             self._why.append({"decision": "refuse", "route": "comparative", "reason": "no reply says enough of the question"})
             return Answer(plan.text, NOT_FOUND, True, [])
-        labels = [g[0] for g in groups]
-        if len(set(labels)) < len(labels):  # two documents from the same city: name them apart
-            groups = [(f"{lab}({g[1][0].hit.chunk.doc_id})" if labels.count(lab) > 1 else lab, g[1]) for lab, g in zip(labels, groups)]
-        return self._compose(groups)
+        return self._compose(_named_apart(groups))
 
     def _meta_per_document(self, plan: QuestionPlan, hits: list[Hit], docs: list[str]) -> Answer:
         """A question about several replies themselves (分别是答复谁的?): each reply's facts on a line of its own."""
@@ -651,10 +661,7 @@ class ExtractiveAnswerer:
         if not groups:
             self._why.append({"decision": "refuse", "route": "meta", "reason": "none of the replies states what is asked about it"})
             return Answer(plan.text, NOT_FOUND, True, [])
-        labels = [g[0] for g in groups]
-        if len(set(labels)) < len(labels):  # two replies of one place: named apart
-            groups = [(f"{lab}({g[1][0].hit.chunk.doc_id})", g[1]) for lab, g in zip(labels, groups)]
-        return self._compose(groups)
+        return self._compose(_named_apart(groups))
 
     # -------------------------------------------------------------- output
     def _compose(self, groups: list[tuple[str | None, list[_Sent]]]) -> Answer:
