@@ -14,7 +14,9 @@ from typing import Callable
 
 from .config import AnswerConfig
 from .places import short_name
-from .textproc import cn_numbers_to_digits, domain_terms, equivalents, marker_style, mentions, normalise, tokenize, unit_pattern
+from .textproc import DATES as _DATE
+from .textproc import NAMES as _NAMES
+from .textproc import cn_numbers_to_digits, domain_terms, equivalents, figures, marker_style, mentions, normalise, tokenize, unit_pattern
 from .types import Chunk, Finding, Hit, PlanPart
 
 # a figure in a sentence: digits, or Chinese numerals with a measure word
@@ -25,11 +27,7 @@ QUALIFIERS_STATED = {
     "maximum": re.compile(r"最高|最多|上限|封顶|不超过|不高于|以内|最大|允许"),
     "per_unit": re.compile(r"每|一次性|分别|人均|户均|年均|/(人|年|月)"),
 }
-# a calendar date or month: no amount (2021年3月22日 is no GDP)
-_DATE = re.compile(r"(?:19|20)\d{2}\s*(?:年|[-/.])\s*(?:\d{1,2}\s*(?:月|[-/.])\s*(?:\d{1,2}\s*日?)?)?|\d{1,2}\s*月\s*(?:\d{1,2}\s*日)?(?:[-—至到~]\s*\d{1,2}\s*月)?|\d{1,2}\s*日")
 _QUOTED_NAME = re.compile(r"“[^”]{2,16}”")
-# a name or title: its figures are part of a name (“千人帮千企”, 《2023年工作方案》), not figures stated
-_NAMES = re.compile(r"“[^”]{1,24}”|\"[^\"]{1,24}\"|《[^》]{1,60}》")
 
 
 def names_several(text: str) -> bool:
@@ -375,19 +373,6 @@ def check_english_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Findi
 _ACKNOWLEDGES = re.compile(r"收悉|(?:现|特)(?:将|就)?[^。]{0,16}答复如下|(?:研究)?答复如下[:：]?$")
 _ACK_WORDS = re.compile(r"您好|您|你|贵(?:单位|党派|会|组)?|提出的?|关于|的|了|提案|建议|议案|已|收悉|现|特|将|就|有关|情况|办理|答复|如下|经|认真|研究|感谢[^，,。]*?(?:关心|支持|重视)|"
                         r"[第\dA-Za-z号()（）〔〕\[\]\-]|[，,。:：!！、\s]")
-# a figure as a question or a sentence states it: digits or Chinese numerals, with an amount's or a count's unit
-_FIGURE = re.compile(r"(?<![第\d.])(\d+(?:\.\d+)?)\s*(?:余|多)?\s*([万亿]*)\s*(元|家|户|个|项|名|人|位|%|倍|笔|件|条|所|款|张|套|台|次|批)")
-
-
-def figures(text: str) -> set[tuple[str, str, str]]:
-    """The amounts and counts a text states, as (number, 万/亿, unit) — 百亿元 and 100亿元 are one; dates,
-    ordinals (第二批), document and proposal numbers (第0378号, 〔2020〕120号) and figures inside names aside."""
-    t = _NAMES.sub(" ", cn_numbers_to_digits(normalise(text)))
-    t = re.sub(r"第\s*[A-Za-z]*\d+\s*号|[〔\[(（]\s*\d{4}\s*[〕\])）]\s*\d+\s*号", " ", t)
-    t = _DATE.sub(" ", t)
-    return {(m.group(1).rstrip("0").rstrip(".") if "." in m.group(1) else m.group(1), m.group(2), m.group(3)) for m in _FIGURE.finditer(t)}
-
-
 def check_acknowledgement(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """您提出的《关于…的提案》收悉,现答复如下: the acknowledgement repeats the question's words and answers none
     of it (a question about the reply itself is answered from it by the meta route)."""
@@ -406,7 +391,7 @@ def check_novel(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     something the question does not already say."""
     if not (part.asks_number or part.asks_name or part.asks_list) or part.unit == "date":
         return _ok("novel", False)
-    asked = figure_numbers(part.text)
+    asked = set(part.figure_numbers)
     said = {n for n, _, _ in figures(c.said)}
     if not asked or not said:
         return _ok("novel", bool(asked))
@@ -417,26 +402,11 @@ def check_novel(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _ok("novel")
 
 
-_EN_NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.])")
-
-
-def figure_numbers(question: str) -> set[str]:
-    """The numbers of the figures a question states (参会的5家银行 -> 5; "the 320-plus leading enterprises" -> 320):
-    a Chinese question's amounts and counts, an English one's numbers that are no years."""
-    if re.search(r"[A-Za-z]{3,}", question) and not re.search(r"[\u4e00-\u9fff]{4,}", question):
-        return {m.group(1) for m in _EN_NUMBER.finditer(question) if not re.fullmatch(r"(?:19|20)\d{2}", m.group(1))}
-    return {n for n, _, _ in figures(question)}
-
-
-# a yes/no question about a figure (是否…2500元?, 是不是…): a passage stating another figure answers it
-_CONFIRMS = re.compile(r"是否|是不是|有没有|对不对|对吗|吗\s*[?？]?\s*$|\b(?:is|are|does|do|did|was|were) (?:it|there|the|they)\b", re.I)
-
-
 def check_figures(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """超过百亿元的有多少家 is not answered by a passage that never says 百亿: the figures the question qualifies
     its thing by are in the passage."""
-    asked = figures(part.text)
-    if not asked or _CONFIRMS.search(part.text):  # 是否补贴2500元?: the passage's 2000元 is the answer
+    asked = {tuple(f) for f in part.figures}
+    if not asked or part.confirms:  # 是否补贴2500元?: the passage's 2000元 is the answer
         return _ok("figures", False)
     stated = figures(ctx.passage(c)) | figures(c.hit.chunk.title)
     missing = [a for a in asked if a not in stated]

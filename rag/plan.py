@@ -22,6 +22,7 @@ from .textproc import (
     domain_terms,
     equivalents,
     expand_english,
+    figures,
     find_synonyms,
     normalise,
     quoted_phrases,
@@ -309,6 +310,21 @@ def event_asked(part: str) -> str:
     return ""
 
 
+_EN_NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.])")
+
+
+def figure_numbers(question: str) -> set[str]:
+    """The numbers of the figures a question states (参会的5家银行 -> 5; "the 320-plus leading enterprises" -> 320):
+    a Chinese question's amounts and counts, an English one's numbers that are no years."""
+    if re.search(r"[A-Za-z]{3,}", question) and not re.search(r"[\u4e00-\u9fff]{4,}", question):
+        return {m.group(1) for m in _EN_NUMBER.finditer(question) if not re.fullmatch(r"(?:19|20)\d{2}", m.group(1))}
+    return {n for n, _, _ in figures(question)}
+
+
+# a yes/no question about a figure (是否…2500元?, 是不是…): a passage stating another figure answers it
+_CONFIRMS = re.compile(r"是否|是不是|有没有|对不对|对吗|吗\s*[?？]?\s*$|\b(?:is|are|does|do|did|was|were) (?:it|there|the|they)\b", re.I)
+
+
 def _done_before(run: str) -> str:
     """The verb a run of text ends in with its aspect (提升到了, 报告了 -> 提升, 报告), or ""."""
     if not re.search(r"[了过着]$", run):
@@ -444,6 +460,9 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         meta=meta_intents(part),
         period=period_asked(asked),
         event=event_asked(asked) if number and unit_kind(asked) == "date" else "",
+        figures=sorted(figures(part)),
+        figure_numbers=sorted(figure_numbers(part)),
+        confirms=bool(_CONFIRMS.search(part)),
         flow=bool(_FLOW_ASKED.search(asked)),
         asks_name=bool(_NAME_ASKED.search(part)),
         asks_list=not number and bool(_LIST_ASKED.search(part)),

@@ -373,3 +373,20 @@ _MARKER_STYLES = (
 def marker_style(sentence: str) -> str:
     """Which kind of outline marker a sentence starts with (一是 / 一、 / (一) / 1. / ①), or ""."""
     return next((name for name, rx in _MARKER_STYLES if rx.match(sentence)), "")
+
+
+# a calendar date or month: no amount (2021年3月22日 is no GDP)
+DATES = re.compile(r"(?:19|20)\d{2}\s*(?:年|[-/.])\s*(?:\d{1,2}\s*(?:月|[-/.])\s*(?:\d{1,2}\s*日?)?)?|\d{1,2}\s*月\s*(?:\d{1,2}\s*日)?(?:[-—至到~]\s*\d{1,2}\s*月)?|\d{1,2}\s*日")
+# a name or title: its figures are part of a name (“千人帮千企”, 《2023年工作方案》), not figures stated
+NAMES = re.compile(r"“[^”]{1,24}”|\"[^\"]{1,24}\"|《[^》]{1,60}》")
+# a figure as a question or a sentence states it: digits or Chinese numerals, with an amount's or a count's unit
+_FIGURE = re.compile(r"(?<![第\d.])(\d+(?:\.\d+)?)\s*(?:余|多)?\s*([万亿]*)\s*(元|家|户|个|项|名|人|位|%|倍|笔|件|条|所|款|张|套|台|次|批)")
+
+
+def figures(text: str) -> set[tuple[str, str, str]]:
+    """The amounts and counts a text states, as (number, 万/亿, unit) — 百亿元 and 100亿元 are one; dates,
+    ordinals (第二批), document and proposal numbers (第0378号, 〔2020〕120号) and figures inside names aside."""
+    t = NAMES.sub(" ", cn_numbers_to_digits(normalise(text)))
+    t = re.sub(r"第\s*[A-Za-z]*\d+\s*号|[〔\[(（]\s*\d{4}\s*[〕\])）]\s*\d+\s*号", " ", t)
+    t = DATES.sub(" ", t)
+    return {(m.group(1).rstrip("0").rstrip(".") if "." in m.group(1) else m.group(1), m.group(2), m.group(3)) for m in _FIGURE.finditer(t)}

@@ -133,6 +133,9 @@ class PlanPart:
     meta: list[str] = field(default_factory=list)  # what this part asks about the reply itself (date, addressee…)
     places: list[str] = field(default_factory=list)  # places named with no reply of their own but written about in one (哈尔滨)
     event: str = ""  # what a date is asked of (是哪一年成立的 -> 成立): the sentence dates that event
+    figures: list[tuple[str, str, str]] = field(default_factory=list)  # the amounts and counts it states (超过百亿元 -> 100, 亿, 元)
+    figure_numbers: list[str] = field(default_factory=list)  # their numbers; an English question's numbers that are no years
+    confirms: bool = False  # a yes/no question (是否…2500元?): a passage stating another figure answers it
     period: str = ""  # the period a figure is asked for: 全年, 上半年, 一季度 … ("" for none named)
     flow: bool = False  # an increase is asked (新增了多少家), not a total reached
     asks_name: bool = False  # a name is asked (叫什么名字), not a figure

@@ -330,3 +330,10 @@ def test_single_character_words_of_a_question_are_no_key_terms():
 ])
 def test_what_a_date_is_asked_of(question, event):
     assert analyze(question, _Lex()).parts[0].event == event
+
+
+def test_the_figures_a_question_states_are_read_once_in_the_plan():
+    p = analyze("年营业收入超过百亿元的总部企业有多少家?", _Lex()).parts[0]
+    assert p.figures == [("100", "亿", "元")] and p.figure_numbers == ["100"] and not p.confirms
+    assert analyze("营口市是否对博士每月补贴2500元?", _Lex()).parts[0].confirms
+    assert analyze("How many of the 320-plus leading enterprises belong to the chain?", _Lex()).parts[0].figure_numbers == ["320"]
