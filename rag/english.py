@@ -23,7 +23,8 @@ from .types import Citation
 from .verify import MARKER, NumberMention, find_numbers, markers_in, parse_marker, sentence_spans, strip_markers
 
 _TABLE = Path(__file__).parent / "data" / "english.tsv"
-_DATE_UNITS = {"年", "月", "日", "号"}  # 2021年, 3月22日, 12号: dates, not figures (个月, 天 and 工作日 are durations)
+_DATE_UNITS = {"年", "月", "日", "号"}
+_DURATION_UNITS = {"年", "个月", "月", "天", "日", "个工作日", "工作日", "小时", "周", "倍"}  # 2021年, 3月22日, 12号: dates, not figures (个月, 天 and 工作日 are durations)
 
 
 @lru_cache(maxsize=1)
@@ -65,8 +66,10 @@ def is_date(m: NumberMention, sentence: str) -> bool:
     return True  # 3月, 22日
 
 
-def figure(m: NumberMention, sentence: str) -> str:
-    """One figure in English, with the Chinese words it was written with: "up to CNY 500,000 (最高50万元)"."""
+def _figure(m: NumberMention, sentence: str, unit_words: bool = True) -> tuple[int, str]:
+    """Where a figure starts with its qualifier (最高, 每月) and its English form with the Chinese beside it.
+    `unit_words=False`: money and percentages keep their unit, counts are bare numbers (1,752 (1752家)), for a
+    sentence whose nouns a model translates."""
     units, before = _words()
     start = m.start
     qualifier = ""
@@ -76,14 +79,21 @@ def figure(m: NumberMention, sentence: str) -> str:
             break
     if m.unit == "元":
         core = money(m.value)
+    elif m.unit == "%":
+        core = f"{_plain(m.value)}%"
     else:
-        unit = units.get(m.unit, "")
-        core = f"{_plain(m.value)} {unit}".strip() if m.unit != "%" else f"{_plain(m.value)}%"
+        unit = units.get(m.unit, "") if unit_words else ""
+        core = f"{_plain(m.value)} {unit}".strip()
     if re.search(r"[余多]", m.surface) and not qualifier:
         qualifier = "over"
     per = qualifier.startswith("per ")
     text = f"{core} {qualifier}" if per else f"{qualifier} {core}".strip()
-    return f"{text} ({sentence[start:m.end].strip()})"
+    return start, f"{text} ({sentence[start:m.end].strip()})"
+
+
+def figure(m: NumberMention, sentence: str) -> str:
+    """One figure in English, with the Chinese words it was written with: "up to CNY 500,000 (最高50万元)"."""
+    return _figure(m, sentence)[1]
 
 
 def place_name(city: str) -> str:
@@ -134,6 +144,80 @@ def english_lead(answer: str, citations: list[Citation], max_figures: int = 6) -
         marks = "".join(f"[{c.n}]" for c in citations[:3])
         return f"{head}: the quoted Chinese text below answers this {marks}."
     return f"{head}: " + "; ".join(entries) + "."
+
+
+# a Chinese date a translating model reads already in English: 2021年10月 → October 2021, 6月7日 → June 7
+_ZH_DATE = re.compile(r"(?<!\d)(?:((?:19|20)\d{2})\s*年\s*)?(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?")
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+                "December")
+
+
+def _english_date(m: re.Match) -> str:
+    year, month, day = m.group(1), int(m.group(2)), m.group(3)
+    name = _MONTH_NAMES[month - 1]
+    if day:
+        return f"{name} {int(day)}, {year}" if year else f"{name} {int(day)}"
+    return f"{name} {year}" if year else ""
+
+
+def protect(sentence: str) -> str:
+    """A quoted Chinese sentence as a translating model reads it: every figure already in English with its Chinese
+    original beside it (16346亿元 → CNY 1.6346 trillion…, 1.1万家 → 11,000 (1.1万家)), every date with a month in
+    English (2021年10月 → October 2021 (2021年10月)) and every document number in brackets after "document No.".
+    A count followed by its noun is a bare number (1752家企业 → 1,752 (1752家)企业), else it has its unit word.
+    What a small model gets wrong when it translates (亿 as billion, 万 as million, a dropped figure) is then only
+    copying; the gate still checks what it wrote against the unprotected sentence."""
+    edits: list[tuple[int, int, str]] = []
+    for d in _DOC_NUMBER.finditer(sentence):
+        edits.append((d.start(), d.end(), f"document No. ({d.group(0)})"))
+    taken = [(a, b) for a, b, _ in edits]
+
+    def free(a: int, b: int) -> bool:
+        return not any(a < y and x < b for x, y in taken)
+
+    for m in _ZH_DATE.finditer(sentence):
+        month = int(m.group(2))
+        if 1 <= month <= 12 and (not m.group(3) or 1 <= int(m.group(3)) <= 31) and free(m.start(), m.end()):
+            english = _english_date(m)
+            if english and (m.group(1) or m.group(3)):
+                edits.append((m.start(), m.end(), f"{english} ({m.group(0).strip()})"))
+                taken.append((m.start(), m.end()))
+    for m in find_numbers(sentence):
+        if is_date(m, sentence) or m.unit == "%" or not free(m.start, m.end):
+            continue  # a percentage is written the same in English
+        # 1752家企业: the model translates 企业, a unit word would repeat it (a duration, 三年新增, keeps its "years")
+        noun_follows = bool(_CJK.match(sentence, m.end)) and m.unit not in _DURATION_UNITS
+        start, text = _figure(m, sentence, unit_words=not noun_follows)
+        if free(start, m.end):
+            edits.append((start, m.end, f" {text} "))
+            taken.append((start, m.end))
+    out, cursor = [], 0
+    for a, b, text in sorted(edits):
+        out += [sentence[cursor:a], text]
+        cursor = b
+    out.append(sentence[cursor:])
+    return "\n".join(re.sub(r" {2,}", " ", line).strip() for line in "".join(out).split("\n"))
+
+
+def translation_lines(quote: str, max_chars: int = 60) -> str:
+    """A quote as a translating model gets it: one sentence per line (a clause list split at ；), a sentence longer
+    than `max_chars` ([llm] translate_line_chars) cut at its commas into lines of clauses up to that length; each
+    line protected. A grammar backend then asks for one English sentence per line
+    (rag.structured.translation_schema): a small model given a long sentence summarised it and dropped figures."""
+    lines: list[str] = []
+    for a, b in sentence_spans(quote, ends="。！？!?；;"):
+        sentence = quote[a:b].strip()
+        if len(sentence) <= max_chars:
+            lines.append(sentence)
+            continue
+        current = ""
+        for clause in re.findall(r"[^，,]+(?:[，,]|$)", sentence):
+            if current and len(current) + len(clause) > max_chars:
+                lines.append(current)
+                current = ""
+            current += clause
+        lines.append(current)
+    return "\n".join(protect(x.strip()) for x in lines if re.search(r"\w", x))
 
 
 def english_refusal(chinese: str, places: list[str] | None = None) -> str:
@@ -301,6 +385,16 @@ def _digits(m: NumberMention) -> str:
 
 def _masked(sentence: str) -> str:
     return MARKER.sub(lambda m: " " * len(m.group(0)), sentence)
+
+
+# a bracket a model adds after a figure's Chinese original, restating the figure in English: "470 (470名) (470 people)"
+_ECHO = re.compile(r"(?<=[)）])\s*[(（][^()（）\u3000-\u9fff]*\d[^()（）\u3000-\u9fff]*[)）]")
+
+
+def drop_echoes(text: str) -> str:
+    """Remove the English restatement a model writes after a figure's Chinese original (it copied the protected
+    "470 (470名)" and added "(470 people)"); the figure and its original stay, and the gate reads no second figure."""
+    return _ECHO.sub("", text)
 
 
 def render_originals(text: str, passages: list[str]) -> tuple[str, list[Rendered]]:

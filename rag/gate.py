@@ -32,6 +32,8 @@ Rules (each a function returning the problems it found, in `RULES` order):
                   either language): a model answer that drops them says less than the answer shown instead;
 * ``originals``   in an English answer every figure in digits has the Chinese original in the brackets after it;
 * ``language``    an English question is answered in English (english_share ≥ 0.6, originals in brackets aside);
+* ``places``      every place a sentence names (Chinese or English: 沈阳市, Shanghai) is one its cited passages name,
+                  or the province or a place of one they name: "Shenyang (Shanghai)" fails;
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
+from .places import find_places, province_of
 from .english import DATE, english_dates, english_figures, english_share, has_original, is_english, needs_original
 from .verify import (
     MARKER,
@@ -412,6 +415,27 @@ def rule_omits(inp: GateInput) -> list[str]:
     return []
 
 
+
+
+def rule_places(inp: GateInput) -> list[str]:
+    """A sentence names only places its cited passages name (or their provinces, or places within them): a model
+    that wrote "Shenyang (Shanghai)" or put one city's figure under another's name is not shown."""
+    out = []
+    for s in _sentences(inp.text):
+        support = _support(s, inp)
+        if not support:
+            continue  # uncited: `citations` speaks
+        named = {full for full, _, _ in find_places(strip_markers(s))}
+        if not named:
+            continue
+        known = {full for p in support for full, _, _ in find_places(p)}
+        known |= {province_of(k) for k in known} - {""}  # 辽宁省 for a passage about 沈阳市
+        alien = [n for n in named if n not in known]
+        if alien:
+            out.append(f"names {', '.join(sorted(alien))}, which no passage it cites names: “{_short(s)}”")
+    return out
+
+
 RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "content": rule_content,
     "citations": rule_citations,
@@ -428,6 +452,7 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "language": rule_language,
     "originals": rule_originals,
     "omits": rule_omits,
+    "places": rule_places,
 }
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import PROMPTS_DIR, Settings
-from .english import is_date, render_originals
+from .english import drop_echoes, is_date, render_originals
 from .providers import _LLAMAS, LLM_PROVIDERS, REGISTRY, Backend, LLMError, LLMFailure, get, get_backend, is_local, load_llama, reserve
 from .retriever import Query
 from .types import Answer, Citation, Hit
@@ -82,6 +82,10 @@ def format_passage(n: int, hit: Hit, text: str | None = None, template: str | No
         "date": _defuse(c.date),
         "text": _defuse(c.text if text is None else text),
     }
+    if template is not None and "{place}" in template:  # a translation's passage: the place in English (Wuhan (武汉市))
+        from .english import place_name
+
+        values["place"] = _defuse(place_name(c.city) if c.city else "")
     lines = []
     for line in (template if template is not None else load_prompt("passage")).split("\n"):
         names = [m for m in re.findall(r"\{(\w+)\}", line) if m in values]
@@ -149,23 +153,29 @@ def build_prompt(query: Query, hits: list[Hit], count: Callable[[str], int], n_c
     question gets prompts/english.txt. `instructions` ([llm] instructions): those go after the passages
     ("user") or after the system prompt ("system": the same prefix for every question of a kind, which the
     model server does not read again). `translate`: an English question whose passages are the extractive answer's
-    quotes (rag.grounding.quotes) gets prompts/translate.txt (translate them) instead of prompts/english.txt."""
+    quotes (rag.grounding.quotes, figures already in English: rag.english.protect) gets prompts/translation.txt,
+    which asks for those sentences in English and does not state the question (a model shown the question
+    translated the question)."""
     refusal = load_prompt("refusal").strip()
     system = fill(load_prompt("system"), refusal=refusal)
-    template = load_prompt("comparative" if query.comparative else "answer")
     extra = []
-    if structured:
-        extra.append(load_prompt("structured"))
-        if query.comparative:
-            extra.append(load_prompt("structured_comparative"))
-    if getattr(query, "language", "zh") == "en":
-        extra.append(load_prompt("translate" if translate else "english"))
+    if translate:
+        template = fill(load_prompt("translation"), format=load_prompt("translation_structured" if structured else "translation_text"))
+        passage_template = load_prompt("translation_passage")
+    else:
+        template = load_prompt("comparative" if query.comparative else "answer")
+        passage_template = load_prompt("passage")
+        if structured:
+            extra.append(load_prompt("structured"))
+            if query.comparative:
+                extra.append(load_prompt("structured_comparative"))
+        if getattr(query, "language", "zh") == "en":
+            extra.append(load_prompt("english"))
     if extra and instructions == "system":
         system = system + "\n\n" + "\n".join(extra)
     elif extra:
         head, sep, tail = template.rpartition("回答：")
         template = (head.rstrip() + "\n" + "\n".join(extra) + "\n\n" + sep + tail) if sep else template + "\n" + "\n".join(extra)
-    passage_template = load_prompt("passage")
     secrets = [system, fill(template, passages="", question="", refusal="")]
     budget = n_ctx - reserve - (32 + n_ctx // 32)  # chat template tokens and a safety margin
     system_tokens = count(system)
@@ -405,6 +415,7 @@ def llm_answer(
     `on_event` receives {"stage": "generate", "model": …}, {"stage": "first_token", "ms": …} and
     {"stage": "verify"}; `started` (time.perf_counter() when the question came) dates the first token."""
     from . import gate as gates
+    from .english import translation_lines
     from .structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs, translation_schema
 
     provider = check_provider(provider)
@@ -426,7 +437,9 @@ def llm_answer(
             info["task"] = "translate"
         local = provider != "openai" or bool(cfg.base_url and _is_local(cfg.base_url))
         mode = mode_for(provider, cfg.structured, cfg.base_url, local=local)
-        prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, structured=bool(mode),
+        # a sentence (or a long sentence's clauses) a line, the figures already in English
+        given = [translation_lines(t, cfg.translate_line_chars) for t in sel.texts] if translate else sel.texts
+        prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=given, structured=bool(mode),
                               instructions=cfg.instructions, translate=translate)
         _emit(on_event, stage="generate", model=info["model"], passages=len(prompt.hits))
         t_gen = time.perf_counter()
@@ -454,7 +467,7 @@ def llm_answer(
             if not mode or not _structured_refused(e):
                 raise
             mode = ""  # the server refused the structured request: ask again for plain text
-            prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=sel.texts, instructions=cfg.instructions,
+            prompt = build_prompt(query, sel.hits, backend.count_tokens, backend.n_ctx, backend.max_tokens, texts=given, instructions=cfg.instructions,
                                   translate=translate)
             raw = generate(backend, prompt, tokens_out, cfg.timeout, stats=stats)
     except LLMError:
@@ -470,13 +483,14 @@ def llm_answer(
     text = render(st, prompt.refusal, query.comparative, english) if st is not None else _clean_output(raw)
     if st is None:
         text = re.sub(r"\n{2,}", "\n", text)
-    if translate:  # a translation is checked against the sentences it translates, not the rest of the passage
-        passages = [support_text(h, t, date=False) for h, t in zip(prompt.hits, prompt.texts)]
+    if translate:  # a translation is checked against the (unprotected) sentences it translates, not the rest of the passage
+        passages = [support_text(h, t, date=False) for h, t in zip(prompt.hits, sel.texts)]
     else:
         passages = [support_text(h) for h in prompt.hits]
     rendered: list = []
     if english:  # the cited passages' Chinese figures beside the English ones, money re-rendered from them
         text, rendered = render_originals(text, passages)
+        text = drop_echoes(text)  # "470 (470名) (470 people)": the model's own English bracket after the original goes
     allowed = [COMPARATIVE_REFUSAL, REFUSAL_MARK]
     verdict = gates.check(gates.GateInput(
         text=text, passages=passages, refusal=prompt.refusal, secrets=prompt.secrets, allowed=allowed,
@@ -484,7 +498,7 @@ def llm_answer(
         asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text, terms=list(getattr(query, "terms", []) or []),
         asked_units=[p.unit for p in (query.parts or []) if p.asks_number and p.unit],
         expected=[] if fallback.abstained else _expected_figures(fallback),
-        min_expected=cfg.gate_figures,
+        min_expected=cfg.gate_figures_translation if translate else cfg.gate_figures,
     ))
     info.update({
         "text": text, "structured": (mode or "") if st is not None else "", "passages": len(prompt.hits), "gate": verdict.to_dict(),

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .verify import sentence_spans
+
 MAX_SENTENCES = 8
 # An English answer's sentence: no Chinese characters except inside brackets, where the Chinese original of a
 # figure goes ("CNY 2,000 per month (每月2000元)"); no quote, backslash or control character (the text is a JSON
@@ -221,7 +223,13 @@ def render(st: Structured, refusal: str, comparative: bool = False, english: boo
         body = text if last_open else _MARKERS.sub("", text).strip() if cites else text.strip()
         if not body:
             continue
-        pieces.append(body + "".join(f"[{n}]" for n in cites))
+        marks = "".join(f"[{n}]" for n in cites)
+        if last_open or not marks:
+            pieces.append(body + marks)
+            continue
+        # an item's citations cover every sentence of its text: each sentence carries them (the gate checks each)
+        parts = [body[a:b].strip() for a, b in sentence_spans(body)]
+        pieces.append((" " if english else "").join(x + marks for x in parts if x))
     return _join(pieces, comparative, english)
 
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from rag.english import english_lead, english_refusal, figure, money
+from rag.english import drop_echoes, english_lead, english_refusal, figure, money, protect, translation_lines
 from rag.types import Citation
 from rag.verify import find_numbers
 
@@ -35,6 +35,51 @@ def test_money(value, text):
 def test_figure(sentence, expected):
     m = find_numbers(sentence)[0]
     assert figure(m, sentence) == expected
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    # 万 and 亿 are converted by code, not by the model; the Chinese original stays beside the English
+    ("规上工业企业达到1.1万家。", "规上工业企业达到 11,000 firms (1.1万家) 。"),
+    ("贷款余额16346亿元", "贷款余额 CNY 1634.6 billion (16346亿元)"),
+    ("博士每月2000元", "博士 CNY 2,000 per month (每月2000元)"),
+    # a count whose noun follows is a bare number (the model translates 企业); a duration keeps its unit word
+    ("共有1752家企业", "共有 1,752 (1752家) 企业"),
+    ("三年新增867家", "3 years (三年) 新增 867 firms (867家)"),
+    # a percentage reads the same in English; a date with a month is written in English
+    ("同比增长45.5%", "同比增长45.5%"),
+    ("2021 年 10 月,我市发布政策", "October 2021 (2021 年 10 月),我市发布政策"),
+    ("6月7日，我局与代表沟通", "June 7 (6月7日)，我局与代表沟通"),
+    ("2020年7月2日通过", "July 2, 2020 (2020年7月2日)通过"),
+    # a year alone is left to the model; a document number is named, its digits are no figures
+    ("2016年，市金融局调整政策", "2016年，市金融局调整政策"),
+    ("印发《措施》(穗字〔2008〕18号)", "印发《措施》(document No. (穗字〔2008〕18号))"),
+    ("第十七届中博会签约9300万元", "第 17 (十七届) 中博会签约 CNY 93 million (9300万元)"),
+    # no figure: nothing changes; line breaks (one quoted sentence per line) are kept
+    ("推动科技金融融合发展", "推动科技金融融合发展"),
+    ("发放1.2亿元\n走访306家", "发放 CNY 120 million (1.2亿元)\n走访 306 firms (306家)"),
+])
+def test_protect_writes_the_figures_a_model_translates_in_english(sentence, expected):
+    assert protect(sentence) == expected
+
+
+def test_translation_lines_put_one_protected_sentence_on_a_line():
+    assert translation_lines("全市企业达到1.1万家；三年新增867家。推动融合发展。") == \
+        "全市企业达到 11,000 firms (1.1万家) ；\n3 years (三年) 新增 867 firms (867家) 。\n推动融合发展。"
+    # a sentence longer than max_chars is cut at its commas into lines of clauses up to that length
+    long = "联合开展拨投贷担业务,服务初创期企业投产需求,已有12家企业进入首批试点名单,3家企业1500万元已批复。"
+    assert translation_lines(long, max_chars=25).split("\n") == [
+        "联合开展拨投贷担业务,服务初创期企业投产需求,", "已有 12 (12家) 企业进入首批试点名单,", "3 (3家) 企业 CNY 15 million (1500万元) 已批复。"]
+    assert translation_lines(long, max_chars=200).count("\n") == 0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("trained 470 (470名) (470 people) talents", "trained 470 (470名) talents"),
+    ("CNY 60,000 (6万元) (6 million yuan) in funding", "CNY 60,000 (6万元) in funding"),
+    # a bracket that is not after an original, or holds no figure, stays
+    ("in 2023 (see 2022) and CNY 2,000 (2000元) (monthly)", "in 2023 (see 2022) and CNY 2,000 (2000元) (monthly)"),
+])
+def test_drop_echoes_removes_a_models_english_restatement_of_an_original(text, expected):
+    assert drop_echoes(text) == expected
 
 
 def test_lead_names_each_figure_with_its_own_citation_and_the_place():

@@ -238,7 +238,26 @@ def test_originals_rule(text, ok):
 def test_every_rule_function_is_in_the_gate():
     names = {n[len("rule_"):] for n in dir(gate) if n.startswith("rule_") and callable(getattr(gate, n))}
     assert names == set(gate.RULES), names ^ set(gate.RULES)
-    assert gate.check(inp("Guangzhou's document number is 1398 [1].", language="en", passages=["穗字1398号"])).rules == ["originals"]
+    assert gate.check(inp("Guangzhou's document number is 1398 [1].", language="en", passages=["广州市 穗字1398号"])).rules == ["originals"]
+
+
+SHENYANG = ["沈阳市 沈阳市工业和信息化局\n截至上半年，全市绿色贷款余额2110.7亿元。"]
+
+
+@pytest.mark.parametrize("text, ok", [
+    # a place the model made up beside the right one (the 1.5B on h048), and another city of the same province
+    ("The balance in Shenyang (Shanghai) was CNY 211.07 billion (2110.7亿元).[1]", False),
+    ("大连市绿色贷款余额2110.7亿元。[1]", False),
+    # the passage's place, by its English, full or short name, or its province
+    ("The balance in Shenyang was CNY 211.07 billion (2110.7亿元).[1]", True),
+    ("Liaoning's Shenyang reached CNY 211.07 billion (2110.7亿元).[1]", True),
+    ("沈阳绿色贷款余额2110.7亿元。[1]", True),
+    ("The green loan balance was CNY 211.07 billion (2110.7亿元).[1]", True),  # no place named
+    ("Shanghai did this.", True),  # uncited: the `citations` rule speaks, not this one
+])
+def test_places_rule(text, ok):
+    problems = gate.rule_places(inp(text, passages=SHENYANG))
+    assert (not problems) == ok, problems
 
 
 @pytest.mark.parametrize("text, ok", [

@@ -45,6 +45,16 @@ def test_parse_and_render():
     assert render(parse('{"refusal": true, "sentences": []}'), REFUSAL) == REFUSAL
 
 
+def test_an_items_citations_mark_every_sentence_of_its_text():
+    """A model that writes two sentences in one item cited them both: each carries the markers (the gate's
+    `citations` rule checks sentences, and each sentence's figures are checked against what it cites)."""
+    two = {"refusal": False, "sentences": [{"text": "Doctors get CNY 2,000 (2000元). Masters get CNY 1,000 (1000元).", "citations": [1]}]}
+    assert render(parse(json.dumps(two, ensure_ascii=False)), REFUSAL, english=True) == \
+        "Doctors get CNY 2,000 (2000元).[1] Masters get CNY 1,000 (1000元).[1]"
+    one = {"refusal": False, "sentences": [{"text": "营口市对博士每月补贴2000元。硕士1000元。", "citations": [2]}]}
+    assert render(parse(json.dumps(one, ensure_ascii=False)), REFUSAL) == "营口市对博士每月补贴2000元。[2]硕士1000元。[2]"
+
+
 def test_parse_reads_fences_markers_in_text_and_a_cut_off_answer():
     raw = "```json\n" + json.dumps({"refusal": False, "sentences": [{"text": "每月2000元。[1]", "citations": [1]}]}, ensure_ascii=False) + "\n```"
     assert render(parse(raw), REFUSAL) == "每月2000元。[1]"
