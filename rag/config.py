@@ -106,7 +106,6 @@ class LLMConfig:
     gate: bool = True  # show an LLM answer only if it passes the verification gate (rag.gate); else the extractive one
     ask_when_refused: bool = False  # ask the model even when the extractive answerer refused (it may then answer what the decision refused)
     gate_figures: float = 0.5  # gate rule `omits`: share of the figures of the extractive answer's quotes the model's answer must state
-    gate_figures_translation: float = 1.0  # the same for a translation of those quotes ([llm] english = "translate"): all of them
     # where the instructions for the kind of question (JSON format, English, comparative) go: "system" (after the system
     # prompt, a prefix the llama.cpp KV cache and hosted prompt caches reuse from one question to the next) or "user"
     # (after the passages, next to the question)
@@ -120,7 +119,7 @@ class LLMConfig:
     english: str = "translate"
     # translate: a quoted sentence longer than this is given to the model as lines of clauses up to this length
     # (cut at its commas), one English sentence each (rag.english.translation_lines)
-    translate_line_chars: int = 60
+    translate_line_chars: int = 30
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
-from .places import english_level, english_names, gazetteer
+from .places import english_level, english_names, find_places, gazetteer
 from .types import Citation
 from .verify import MARKER, NumberMention, find_numbers, markers_in, parse_marker, sentence_spans, strip_markers
 
@@ -96,13 +96,19 @@ def figure(m: NumberMention, sentence: str) -> str:
     return _figure(m, sentence)[1]
 
 
-def place_name(city: str) -> str:
-    """Tianjin (天津市); a place below the gazetteer's level by its pinyin and level: Zigui County (秭归县)."""
+def place_english(city: str) -> str:
+    """Tianjin for 天津市; a place below the gazetteer's level by its pinyin and level: Zigui County; "" unknown."""
     p = gazetteer().get(city)
     if p is not None and p.english:
-        return f"{p.english} ({city})"
+        return p.english
     names, level = english_names(city), english_level(city)
-    return f"{names[0]} {level} ({city})" if names and level else city
+    return f"{names[0]} {level}" if names and level else ""
+
+
+def place_name(city: str) -> str:
+    """Tianjin (天津市), Zigui County (秭归县); the Chinese name alone when it has no English one."""
+    english = place_english(city)
+    return f"{english} ({city})" if english else city
 
 
 _QUOTE = re.compile(r"(.*?)((?:\[\d+(?:\s*[,，、]\s*\d+)*\]\s*)+)", re.S)
@@ -146,6 +152,8 @@ def english_lead(answer: str, citations: list[Citation], max_figures: int = 6) -
     return f"{head}: " + "; ".join(entries) + "."
 
 
+# a name a translating model keeps in Chinese: in quotes (“雏鹰”, ‘一链一行’) or a title (《行动计划》), up to 40 characters
+_QUOTED_NAME = re.compile(r"“[^“”]{1,40}”|‘[^‘’]{1,40}’|《[^《》]{1,40}》|「[^「」]{1,40}」")
 # a Chinese date a translating model reads already in English: 2021年10月 → October 2021, 6月7日 → June 7
 _ZH_DATE = re.compile(r"(?<!\d)(?:((?:19|20)\d{2})\s*年\s*)?(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?")
 _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
@@ -163,7 +171,8 @@ def _english_date(m: re.Match) -> str:
 def protect(sentence: str) -> str:
     """A quoted Chinese sentence as a translating model reads it: every figure already in English with its Chinese
     original beside it (16346亿元 → CNY 1.6346 trillion…, 1.1万家 → 11,000 (1.1万家)), every date with a month in
-    English (2021年10月 → October 2021 (2021年10月)) and every document number in brackets after "document No.".
+    English (2021年10月 → October 2021 (2021年10月)), every document number in brackets after "document No.", every
+    place by its English name with the Chinese beside it (Shenyang (沈阳)) and every name in quotes or 《》 in brackets.
     A count followed by its noun is a bare number (1752家企业 → 1,752 (1752家)企业), else it has its unit word.
     What a small model gets wrong when it translates (亿 as billion, 万 as million, a dropped figure) is then only
     copying; the gate still checks what it wrote against the unprotected sentence."""
@@ -174,6 +183,16 @@ def protect(sentence: str) -> str:
 
     def free(a: int, b: int) -> bool:
         return not any(a < y and x < b for x, y in taken)
+
+    for q in _QUOTED_NAME.finditer(sentence):  # a name in quotes or a title: kept in Chinese, in brackets
+        if free(q.start(), q.end()):
+            edits.append((q.start(), q.end(), f" ({q.group(0)}) "))
+            taken.append((q.start(), q.end()))
+    for full, a, b in find_places(sentence):  # a place: its English name, the Chinese beside it
+        english = place_english(full)
+        if english and free(a, b):
+            edits.append((a, b, f" {english} ({sentence[a:b]}) "))
+            taken.append((a, b))
 
     for m in _ZH_DATE.finditer(sentence):
         month = int(m.group(2))
@@ -199,7 +218,13 @@ def protect(sentence: str) -> str:
     return "\n".join(re.sub(r" {2,}", " ", line).strip() for line in "".join(out).split("\n"))
 
 
-def translation_lines(quote: str, max_chars: int = 60) -> str:
+def kept_originals(protected: str) -> list[str]:
+    """The Chinese a translation of protected lines must keep: every bracket of them that holds Chinese
+    (figures' originals, dates, document numbers, names in quotes, places)."""
+    return [m.group(1).strip() for m in re.finditer(r"\(([^()]*)\)", protected) if _CJK.search(m.group(1))]
+
+
+def translation_lines(quote: str, max_chars: int = 30) -> str:
     """A quote as a translating model gets it: one sentence per line (a clause list split at ；), a sentence longer
     than `max_chars` ([llm] translate_line_chars) cut at its commas into lines of clauses up to that length; each
     line protected. A grammar backend then asks for one English sentence per line

@@ -15,8 +15,8 @@ Rules (each a function returning the problems it found, in `RULES` order):
                   (rag.verify.number_supported: literally or by value, 10万元 = 100000元);
 * ``english_numbers`` in English prose, every figure written in digits ("CNY 2,000", "20 million", "15%")
                   has its value in a cited passage (2,000 = 2000元; 20 million = 2000万元);
-* ``repetition``  no repetition loop: no sentence or line said three times, no run of a phrase repeated
-                  four times in a row;
+* ``repetition``  no repetition loop: no sentence of 12 characters or more said twice, no sentence or line said
+                  three times, no run of a phrase repeated four times in a row;
 * ``echo``        no prompt or template echo: no sentence repeating 12 characters of the instructions that no
                   passage contains, no placeholder (〔城市A〕, 〔金额〕), no passage header (城市：, 正文：,
                   <passage), no JSON left over from structured output;
@@ -32,6 +32,8 @@ Rules (each a function returning the problems it found, in `RULES` order):
                   either language): a model answer that drops them says less than the answer shown instead;
 * ``originals``   in an English answer every figure in digits has the Chinese original in the brackets after it;
 * ``language``    an English question is answered in English (english_share ≥ 0.6, originals in brackets aside);
+* ``kept``        a translation keeps the Chinese its lines held in brackets (figures by value; places, dates,
+                  document numbers and names in quotes as written);
 * ``places``      every place a sentence names (Chinese or English: 沈阳市, Shanghai) is one its cited passages name,
                   or the province or a place of one they name: "Shenyang (Shanghai)" fails;
 """
@@ -76,6 +78,7 @@ class GateInput:
     min_expected: float = 0.5  # share of those an answer must state too (`[llm] gate_figures`)
     question: str = ""  # the question as asked (an answer that only restates it says nothing)
     terms: list[str] = field(default_factory=list)  # the question plan's key terms (Chinese, also for an English question)
+    kept: list[str] = field(default_factory=list)  # a translation: the Chinese its lines held in brackets (rag.english.kept_originals)
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ def rule_english_numbers(inp: GateInput) -> list[str]:
     return [f"{len(missing)} figure(s) not in the cited passage: {', '.join(missing[:5])}"] if missing else []
 
 
+LONG_SENTENCE = 12  # content characters of a sentence that is a loop when said twice (a shorter one, three times)
 _LOOP_UNIT = re.compile(r"(.{2,40}?)\1{3,}", re.S)
 
 
@@ -218,7 +222,10 @@ def rule_repetition(inp: GateInput) -> list[str]:
         if len(key) >= 4:
             lines[key] = lines.get(key, 0) + 1
     worst = max(list(counts.items()) + list(lines.items()), key=lambda kv: kv[1], default=("", 0))
-    if worst[1] >= 3:
+    twice = [(k, n) for k, n in counts.items() if n >= 2 and len(k) >= LONG_SENTENCE]  # no answer says a whole sentence twice
+    if worst[1] < 3 and twice:
+        worst = twice[0]
+    if worst[1] >= 3 or twice:
         out.append(f"a repetition loop: “{_short(worst[0], 24)}” said {worst[1]} times")
     else:
         t = norm(strip_markers(inp.text))
@@ -233,9 +240,9 @@ def rule_repetition(inp: GateInput) -> list[str]:
     return out
 
 
-_PLACEHOLDER = re.compile(r"〔[^〕\d]{1,12}〕|\{[a-z_]{1,20}\}|城市名|答案\[编号\]|资料编号")
+_PLACEHOLDER = re.compile(r"〔[^〕\d]{1,12}〕|\{[a-z_]{1,20}\}|\[[A-Za-z][A-Za-z _-]{1,20}\]|城市名|答案\[编号\]|资料编号")
 _HEADER = re.compile(r"(?:^|\n)\s*(?:城市|发文单位|标题|章节|日期|正文|问题|回答)[：:]|‹?<\s*/?\s*passage|</?\s*passage", re.I)
-_JSON_LEFT = re.compile(r"\"\s*(?:sentences|citations|refusal|text)\s*\"\s*:")
+_JSON_LEFT = re.compile(r"[\"“”]\s*(?:sentences|citations|refusal|text)\s*[\"“”]\s*:|\}\s*,\s*\{")
 
 
 def rule_echo(inp: GateInput) -> list[str]:
@@ -436,6 +443,32 @@ def rule_places(inp: GateInput) -> list[str]:
     return out
 
 
+_QUOTE_MARKS = str.maketrans("", "", "“”‘’《》「」\"' ")
+
+
+def _kept_form(text: str) -> str:
+    return re.sub(r"(?<=\d),(?=\d{3})", "", norm(strip_markers(text)).translate(_QUOTE_MARKS))
+
+
+def rule_kept(inp: GateInput) -> list[str]:
+    """A translation keeps the Chinese its lines held in brackets: every figure (by value, in either language),
+    and every place, date, document number and name in quotes as written. A translation that drops one (the
+    three cities of a list, 雏鹰—瞪羚—领军 turned into other animals) says less than the quotes it replaces."""
+    if not inp.kept:
+        return []
+    have, text = _values(inp.text), _kept_form(inp.text)
+    missing = []
+    for k in dict.fromkeys(inp.kept):
+        nums = [x.value.normalize() for x in find_numbers(k)]
+        if nums and all(v in have for v in nums):
+            continue
+        if _kept_form(k) not in text:
+            missing.append(k)
+    if missing:
+        return [f"{len(missing)} of {len(set(inp.kept))} original(s) of the translated lines missing: {', '.join(missing[:4])}"]
+    return []
+
+
 RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "content": rule_content,
     "citations": rule_citations,
@@ -453,6 +486,7 @@ RULES: dict[str, Callable[[GateInput], list[str]]] = {
     "originals": rule_originals,
     "omits": rule_omits,
     "places": rule_places,
+    "kept": rule_kept,
 }
 
 

@@ -415,7 +415,7 @@ def llm_answer(
     `on_event` receives {"stage": "generate", "model": …}, {"stage": "first_token", "ms": …} and
     {"stage": "verify"}; `started` (time.perf_counter() when the question came) dates the first token."""
     from . import gate as gates
-    from .english import translation_lines
+    from .english import kept_originals, translation_lines
     from .structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs, translation_schema
 
     provider = check_provider(provider)
@@ -498,7 +498,8 @@ def llm_answer(
         asks_figure=any(p.asks_number for p in (query.parts or [])), question=query.text, terms=list(getattr(query, "terms", []) or []),
         asked_units=[p.unit for p in (query.parts or []) if p.asks_number and p.unit],
         expected=[] if fallback.abstained else _expected_figures(fallback),
-        min_expected=cfg.gate_figures_translation if translate else cfg.gate_figures,
+        min_expected=cfg.gate_figures,
+        kept=[k for t in prompt.texts for k in kept_originals(t)] if translate else [],
     ))
     info.update({
         "text": text, "structured": (mode or "") if st is not None else "", "passages": len(prompt.hits), "gate": verdict.to_dict(),

@@ -89,11 +89,17 @@ def sentence_spans(text: str, ends: str = _END_VERIFY) -> list[tuple[int, int]]:
     return spans
 
 
+_ABBREVIATIONS = re.compile(r"(?:^|[^A-Za-z])(?:No|Nos|Art|Arts|Mr|Mrs|Ms|Dr|St|vs|e\.g|i\.e|approx|Co|Ltd|Inc|Corp)$")
+
+
 def _english_stop(text: str, i: int) -> bool:
-    """An ASCII period ends a sentence when a space, a marker or the end follows (not 1.5)."""
+    """An ASCII period ends a sentence when a space, a marker or the end follows (not 1.5), and not after an
+    abbreviation that a word follows (document No. 5, Co. Ltd.)."""
     before = text[i - 1] if i > 0 else ""
     after = text[i + 1] if i + 1 < len(text) else ""
-    return before != "" and not before.isspace() and (after == "" or after in " \n\t[")
+    if before == "" or before.isspace() or not (after == "" or after in " \n\t["):
+        return False
+    return not (after == " " and _ABBREVIATIONS.search(text[max(0, i - 8):i]))
 
 
 def split_sentences(text: str, ends: str = _END_VERIFY) -> list[str]:

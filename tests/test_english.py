@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from rag.english import drop_echoes, english_lead, english_refusal, figure, money, protect, translation_lines
+from rag.english import drop_echoes, english_lead, english_refusal, figure, kept_originals, money, protect, translation_lines
 from rag.types import Citation
 from rag.verify import find_numbers
 
@@ -52,10 +52,14 @@ def test_figure(sentence, expected):
     ("2020年7月2日通过", "July 2, 2020 (2020年7月2日)通过"),
     # a year alone is left to the model; a document number is named, its digits are no figures
     ("2016年，市金融局调整政策", "2016年，市金融局调整政策"),
-    ("印发《措施》(穗字〔2008〕18号)", "印发《措施》(document No. (穗字〔2008〕18号))"),
+    ("印发《措施》(穗字〔2008〕18号)", "印发 (《措施》) (document No. (穗字〔2008〕18号))"),
     ("第十七届中博会签约9300万元", "第 17 (十七届) 中博会签约 CNY 93 million (9300万元)"),
     # no figure: nothing changes; line breaks (one quoted sentence per line) are kept
     ("推动科技金融融合发展", "推动科技金融融合发展"),
+    # a place by its English name, a name in quotes or a title kept in Chinese, in brackets
+    ("在沈阳、铁岭召开现场会", "在 Shenyang (沈阳) 、 Tieling (铁岭) 召开现场会"),
+    ("完善“雏鹰—瞪羚—领军”评价机制", "完善 (“雏鹰—瞪羚—领军”) 评价机制"),
+    ("印发《行动计划》", "印发 (《行动计划》)"),
     ("发放1.2亿元\n走访306家", "发放 CNY 120 million (1.2亿元)\n走访 306 firms (306家)"),
 ])
 def test_protect_writes_the_figures_a_model_translates_in_english(sentence, expected):
@@ -70,6 +74,10 @@ def test_translation_lines_put_one_protected_sentence_on_a_line():
     assert translation_lines(long, max_chars=25).split("\n") == [
         "联合开展拨投贷担业务,服务初创期企业投产需求,", "已有 12 (12家) 企业进入首批试点名单,", "3 (3家) 企业 CNY 15 million (1500万元) 已批复。"]
     assert translation_lines(long, max_chars=200).count("\n") == 0
+
+
+def test_kept_originals_are_the_brackets_holding_chinese():
+    assert kept_originals(protect("2021年10月，沈阳市印发《办法》，共80家，增长5%")) == ["2021年10月", "沈阳市", "《办法》", "共80家"]
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -74,7 +74,9 @@ CASES = {
         ("营口市对博士每月补贴2000元。[1]\n" * 3, False),
         ("对首贷户给予贴息。[2]对首贷户给予贴息。[2]对首贷户给予贴息。[2]", False),
         ("奖励100000000元。[3]", True),  # zeros are no loop
-        ("对首贷户给予贴息。[2]对首贷户给予贴息。[2]", True),  # twice is not a loop
+        ("对首贷户给予贴息。[2]对首贷户给予贴息。[2]", True),  # a short sentence twice is not a loop
+        # a whole sentence said twice is (the 1.5B filling a translation's items: h048, h051, q116)
+        ("The balance was CNY 211.07 billion (2110.7亿元).[1] It grew 24.5%.[1] The balance was CNY 211.07 billion (2110.7亿元).[1]", False),
     ],
     "echo": [
         ("营口市对博士每月补贴2000元。[1]", True),
@@ -85,6 +87,8 @@ CASES = {
         ('{"refusal": false, "sentences": [{"text": "每月2000元", "citations": [1]}]}', False),
         ("<passage id=1>每月2000元[1]", False),
         ("城市名:营口市[1]", False),  # the template's word
+        ("The document No. [number] was issued by Shanghai.[1]", False),  # an English placeholder the model made up
+        ("Build the libraries”,“citations”:[]},{[1] By 2025 there will be 3,000 (3000家).[1]", False),  # JSON in curly quotes (b043)
     ],
     "figure": [
         ("营口市对博士每月补贴2000元。[1]", True),
@@ -296,3 +300,21 @@ def test_dates_rule_needs_two_dates_and_terms():
     one = "上海市\n2020年4月10日,我委牵头制定的《上海市优化营商环境条例》经市人大常委会审议通过。"
     assert not gate.rule_dates(inp("It passed on April 10, 2020.[1]", passages=[one], terms=["条例"]))
     assert not gate.rule_dates(inp("It was issued on September 2023.[1]", passages=[WUHAN]))  # no plan terms: nothing to bind
+
+
+KEPT = ["沈阳", "辽阳", "铁岭", "“雏鹰—瞪羚—领军”", "共80家", "2021 年 10 月"]
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("Meetings were held in Shenyang (沈阳), Liaoyang (辽阳) and Tieling (铁岭) on the (“雏鹰—瞪羚—领军”) system, "
+     "80 (80家) banks in all, in October 2021 (2021年10月).[1]", True),
+    # a figure by value in English is enough; commas of thousands and spacing do not matter
+    ("In Shenyang (沈阳), Liaoyang (辽阳), Tieling (铁岭): the 雏鹰-瞪羚-领军 … no: (雏鹰—瞪羚—领军), 80 banks, (2021年10月).[1]", True),
+    # a city of the list dropped, or the quoted name translated away
+    ("Meetings were held in Shenyang (沈阳) and Liaoyang (辽阳) on the (“雏鹰—瞪羚—领军”) system, 80 banks, (2021年10月).[1]", False),
+    ("In Shenyang (沈阳), Liaoyang (辽阳), Tieling (铁岭) the Lion-Tiger-Leader system, 80 banks, (2021年10月).[1]", False),
+])
+def test_kept_rule(text, ok):
+    problems = gate.rule_kept(inp(text, kept=KEPT))
+    assert (not problems) == ok, problems
+    assert not gate.rule_kept(inp(text))  # not a translation: nothing to keep

@@ -112,6 +112,9 @@ def test_sentence_split_is_lossless_and_keeps_markers():
 def test_english_sentences_and_decimals():
     parts = split_sentences("The subsidy is 1.5 million yuan [1]. Another sentence.")
     assert parts == ["The subsidy is 1.5 million yuan [1].", " Another sentence."]
+    # an abbreviation a word follows ends no sentence (document No. 5, Co. Ltd.); at the end it does
+    parts = split_sentences("It is document No. 5 of Anker Co. Ltd. in Hunan. See No.")
+    assert parts == ["It is document No. 5 of Anker Co. Ltd. in Hunan.", " See No."]
 
 
 # ------------------------------------------------------------------ numbers
