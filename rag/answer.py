@@ -21,7 +21,7 @@ from .decide import Decider, features, load_decider
 from .english import english_lead, english_refusal
 from .parser import split_sentences
 from .plan import grounding_terms
-from .textproc import ITEM_MARKER, best_heading, domain_terms, equivalents, marker_style, mentions, normalise, unit_pattern
+from .textproc import ITEM_MARKER, asked_fields, best_heading, domain_terms, equivalents, marker_style, mentions, normalise, unit_pattern
 from .types import Answer, Chunk, Citation, DocMeta, Finding, Hit, PlanPart, QuestionPlan
 
 _Sent = Candidate  # a candidate sentence (rag.checks.Candidate)
@@ -170,6 +170,12 @@ def _named_apart(groups: list[tuple[str | None, list[_Sent]]]) -> list[tuple[str
     return [(f"{lab}({g[1][0].hit.chunk.doc_id})" if labels.count(lab) > 1 else lab, g[1]) for lab, g in zip(labels, groups)]
 
 
+def _unmarked(text: str) -> str:
+    """A quoted sentence as the answer shows it: brackets around digits in the passage (常工信提复[2025]3号) in full
+    width (［2025］), so that nothing reads them as a citation marker; the quote itself stays verbatim."""
+    return re.sub(r"\[(\s*\d[\d\s,，、\-–~]*)\]", r"［\1］", text)
+
+
 def _next_sentence(sents: list[_Sent], s: _Sent) -> _Sent | None:
     """The sentence after `s` in the same passage (what an item title goes on to say)."""
     return next((x for x in sents if x.order == s.order + 1 and x.hit is s.hit), None)
@@ -263,6 +269,8 @@ class ExtractiveAnswerer:
         if not hits:
             self._why.append({"decision": "refuse", "reason": "no passage retrieved"})
             return Answer(plan.text, NOT_FOUND, True, [])
+        if plan.kind in ("fact", "comparative") and not plan.meta and (fields := self._fields(plan, hits)) is not None:
+            return fields
         if plan.kind == "comparative":
             return self._comparative(plan, hits)
         if plan.kind == "meta" and len(docs := self._meta_documents(plan, hits)) > 1:
@@ -282,6 +290,24 @@ class ExtractiveAnswerer:
         return self._single(plan, hits)
 
     # -------------------------------------------------------------- questions about the reply itself
+    def _fields(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
+        """A question that names a field of a reply's record (索引号, 法规分类, 主办单位, 建议类型 …): the fields
+        quoted from the first passage of the best-ranked reply that has them (rag.textproc.asked_fields)."""
+        several = plan.kind == "comparative" or bool(re.search(r"分别|各自", plan.text))  # 两份答复的索引号分别是什么
+        groups: list[tuple[str | None, list[_Sent]]] = []
+        for h in hits[: 5 if several else 3]:
+            if h.chunk.ordinal != 0 or any(g[1][0].hit.chunk.doc_id == h.chunk.doc_id for g in groups):
+                continue  # a reply's record is at its head
+            found = asked_fields(plan.text, h.chunk.text, self.cfg.field_label_chars)
+            if found:
+                groups.append((h.chunk.city if several else None, [_Sent(h.chunk.text[f.start:f.end], h, 1.0, 1.0, True, i) for i, f in enumerate(found)]))
+                self._why.append({"decision": "answer", "route": "field", "doc": h.chunk.doc_id, "fields": [f.label for f in found]})
+                if not several:
+                    break
+        if not groups:
+            return None
+        return self._compose(_named_apart(groups) if len(groups) > 1 else [(None, groups[0][1])])
+
     # how the reply states each fact about itself, in its opening or closing lines (patterns in order of preference)
     _META_LINES: dict[str, tuple[re.Pattern[str], ...]] = {
         # who made the proposal: the deputies named with it (谭聪圣代表提出的…), else the salutation (徐兵、陈志奇委员:)
@@ -682,7 +708,7 @@ class ExtractiveAnswerer:
                 for piece in s.pieces or (s.text,):  # the quote: verbatim pieces of the passage, one per line
                     if piece not in cit.quote.split("\n"):
                         cit.quote = f"{cit.quote}\n{piece}" if cit.quote else piece
-                parts.append(f"{s.text}[{cites[c.chunk_id].n}]")
+                parts.append(f"{_unmarked(s.text)}[{cites[c.chunk_id].n}]")
             body = "".join(parts)
             lines.append(f"{label}:{body}" if label else body)
         return Answer("", "\n".join(lines), False, list(cites.values()))

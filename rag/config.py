@@ -82,6 +82,7 @@ class AnswerConfig:
     list_lead_coverage: float = 0.6  # a sentence saying this share of a list question leads the items after it
     acknowledgement_rest: int = 16  # an acknowledgement (…提案收悉) saying at most this many characters besides is no answer
     outline_coverage: float = 0.45  # a reply's opening saying this share of a list question: its top-level items answer it
+    field_label_chars: int = 3  # a header field (索引号: …, 法规分类: …) a question names by a label this long answers it
     comparative_share: float = 0.5  # a city is listed when its best sentence covers this share of the best city's
     comparative_min_coverage: float = 0.2  # and at least this
     comparative_more_share: float = 0.7  # a city's second sentence scores at least this share of its first

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -235,7 +236,7 @@ def quoted_phrases(text: str) -> list[str]:
 # ---------------------------------------------------------------- what a question asks for
 _ASKS_NUMBER = re.compile(
     r"多少|(?<![哪这近前后好])几(?:个(?!方面)|[家户项次场条名人年月天倍批期种所套本册亿万])|百分之几|几成|金额|数额|额度|比例|比重|占比|费率|利率|规模|数量|总额|余额|增长率|增速|多大|多高|多长|"
-    r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪天|日期|文号|发文字号|"
+    r"哪一年|哪年|哪个月|哪月|何时|什么时候|哪一?天|哪一?日|几月几日|几号|日期|文号|发文字号|"
     r"\bdocument number\b|\bhow (much|many|long|high|large|often|frequently)\b|\bwhat (amount|percentage|share|number|proportion|size|value)\b|\b(interest )?rate\b|^\s*when\b|"
     r"\b(which|what) (year|month|date)\b",
     re.I,
@@ -301,14 +302,14 @@ def asks_for_section(question: str) -> bool:
 # a sum in 万/亿 that counts nothing else (17.2万套 is flats, not money)
 _WAN_AMOUNT = r"\d\s*(余|多)?\s*(万|亿)(?![余多]?[套间个家户人名项次件笔张台辆条场批期所位份吨亩])"
 # measure words a passage must use itself (多少平方公里, 多少笔): the asked unit, never the thing asked about
-MEASURE_UNITS = "平方公里|平方千米|平方米|立方米|公顷|公里|千米|千瓦时|千瓦|兆瓦|笔|张|台|辆|亩|吨|栋|座"
+MEASURE_UNITS = "平方公里|平方千米|平方米|立方米|公顷|公里|千米|千瓦时|千瓦|兆瓦|笔|张|台|辆|亩|吨|栋|座|件|份"
 # the kind of quantity a question asks for -> what a supporting sentence must contain
 _UNIT_ASKED = [
     # a document number (穗府办〔2016〕9号, 长银发2021〔45号〕): what a 文号 question asks, not any figure of its sentence
     ("docno", re.compile(r"文号|发文字号|\bdocument number\b", re.I),
      re.compile(r"[〔\[(（]\s*(19|20)\d{2}\s*[〕\])）]\s*第?\s*\d+\s*号|(19|20)\d{2}\s*[〔\[(（]\s*\d+\s*号\s*[〕\])）]")),
     # when: a date (年/月/日), so that 2021 年 10 月,我市率先发布… is quoted with its date
-    ("date", re.compile(r"何时|什么时候|哪一年|哪年|哪天|哪一天|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
+    ("date", re.compile(r"何时|什么时候|哪一年|哪年|哪一?天|哪一?日|几号|几月|哪个月|哪月|日期|^\s*when\b|\b(what|which) (year|date|month)\b", re.I), re.compile(r"(19|20)\d{2}\s*年|\d{1,2}\s*月|(19|20)\d{2}[-/.]\d")),
     # how often: a frequency (每季度, 每月一次, 定期), not a duration (多长时间盘点一次)
     ("frequency", re.compile(r"(多长时间|多久|隔多久|多少天|几个月|几天)[^，。?？]{0,16}一次|多久[^，。?？]{0,4}一回|\bhow often\b|\bhow frequently\b", re.I),
      re.compile(r"每\s*[一两半]?\s*个?\s*(季度|月|年|周|星期|天|日|半年|旬)|[一二两三四五六七八九十\d]+\s*个?\s*(季度|月|年|周|天|工作日)\s*(一次|1次)|定期|按季|按月|按年|季度|年度|月度")),
@@ -390,3 +391,42 @@ def figures(text: str) -> set[tuple[str, str, str]]:
     t = re.sub(r"第\s*[A-Za-z]*\d+\s*号|[〔\[(（]\s*\d{4}\s*[〕\])）]\s*\d+\s*号", " ", t)
     t = DATES.sub(" ", t)
     return {(m.group(1).rstrip("0").rstrip(".") if "." in m.group(1) else m.group(1), m.group(2), m.group(3)) for m in _FIGURE.finditer(t)}
+
+
+# ---------------------------------------------------------------- a reply's labelled header fields
+# portals put a reply's record in "label: value" fields, on lines or in a table: 索 引 号:XM00103-…,
+# 法规分类:国库管理, 主办单位(分办单位): | 科技厅 | 协办单位: | 省发展改革委 |
+_FIELD = re.compile(r"(?:^|(?<=[|｜\n]))[ \t]*([\u4e00-\u9fff][\u4e00-\u9fff ()（）/]{1,16}?)[ \t]*[:：][ \t]*(?:[|｜][ \t]*)?([^|｜\n:：]{1,80}?)[ \t]*(?=[|｜]|\n|$)")
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str  # as written: 索 引 号, 主办单位(分办单位)
+    value: str
+    start: int  # the field's span in the text (label to value)
+    end: int
+
+    def names(self) -> list[str]:
+        """What the label is called, spaces and brackets aside: 索引号; 主办单位 and 分办单位; 备注 and 文号."""
+        flat = re.sub(r"\s+", "", self.label)
+        inner = re.findall(r"[(（]([^()（）]+)[)）]", flat)
+        outer = re.sub(r"[(（][^()（）]*[)）]", "", flat)
+        return [n for part in [outer, *inner] for n in part.split("/") if n]
+
+
+def header_fields(text: str) -> list[Field]:
+    """Every "label: value" field of a text whose value is not empty (建议答复: alone on its line is a heading)."""
+    out = []
+    for m in _FIELD.finditer(text):
+        value = m.group(2).strip()
+        # a record's value, not a sentence of the body (一是加强服务:建立…，…。 is no field)
+        if value and re.search(r"[\w\u4e00-\u9fff]", value) and not re.search(r"[。；;，,！？]", value):
+            out.append(Field(m.group(1).strip(), value, m.start(1), m.end(2)))
+    return out
+
+
+def asked_fields(question: str, text: str, min_chars: int) -> list[Field]:
+    """The fields of a text a question names by label (法规分类 in 在法规库中被归入哪一类法规分类?), labels of at least
+    `min_chars` characters ([answer] field_label_chars: 时间, 来源 are too common a word to name a field)."""
+    q = re.sub(r"\s+", "", question)
+    return [f for f in header_fields(text) if any(len(n) >= min_chars and n in q for n in f.names())]
