@@ -96,7 +96,7 @@ bench: install
 # time `make run` from a fresh clone of this repository (see benchmarks/first_run.sh)
 # the learned ranking and answer decision, refitted on the development gold sets (an index of every reply)
 EVAL_INDEX ?= vectorstore-eval
-DEV_GOLD := $(foreach g,qa heldout blind final unseen offtopic fresh session7 session10 session11 session12 session13,--gold data/gold/$(g).jsonl)
+DEV_GOLD := $(foreach g,$(shell grep -v '^\#' data/gold/train-sets.txt),--gold data/gold/$(g).jsonl)
 
 $(EVAL_INDEX)/CURRENT: install
 	$(BIN)/rag ingest data/replies data/more-replies --index $(EVAL_INDEX)

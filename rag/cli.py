@@ -349,8 +349,12 @@ def docs_remove(
 GOLD_DIR = Path("data/gold")
 # the development gold sets the decision is trained on; fresh.jsonl (replies 101-137) is kept for reporting
 # every gold set whose first run is recorded (a new set stays out until its first run is: its questions held out)
-TRAIN_SETS = ("qa.jsonl", "heldout.jsonl", "blind.jsonl", "final.jsonl", "unseen.jsonl", "offtopic.jsonl", "fresh.jsonl",
-              "session7.jsonl", "session10.jsonl", "session11.jsonl", "session12.jsonl", "session13.jsonl")
+def train_sets() -> list[str]:
+    """data/gold/train-sets.txt: the sets `rag train` fits on (and `make folds` validates on), one name a line."""
+    listing = GOLD_DIR / "train-sets.txt"
+    if not listing.is_file():
+        return []
+    return [f"{ln.strip()}.jsonl" for ln in listing.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def _check_names(names: list[str]) -> list[str]:
@@ -458,7 +462,7 @@ def eval_cmd(
 
 @app.command()
 def train(
-    gold: Optional[list[Path]] = typer.Option(None, "--gold", help="Gold sets to train on (default: every set in data/gold whose first run is recorded, rag.cli.TRAIN_SETS)."),
+    gold: Optional[list[Path]] = typer.Option(None, "--gold", help="Gold sets to train on (default: every set listed in data/gold/train-sets.txt: those whose first run is recorded)."),
     out: Path = typer.Option(Path("rag/data/decider.json"), "--out", help="Where the answer decision (JSON) is written."),
     ranker_out: Path = typer.Option(Path("rag/data/ranker.json"), "--ranker-out", help="Where the learned ranking (JSON) is written."),
     index: Optional[str] = typer.Option(None, "--index", help="Index directory (must hold every document the gold sets cite)."),
@@ -471,7 +475,7 @@ def train(
         from .evaluate import GoldError
         from .learn import train as fit_model
 
-        paths = gold or [GOLD_DIR / n for n in TRAIN_SETS if (GOLD_DIR / n).exists()]
+        paths = gold or [GOLD_DIR / n for n in train_sets() if (GOLD_DIR / n).exists()]
         if not paths:
             raise UserError("no gold sets found: give --gold FILE", 2)
         try:
