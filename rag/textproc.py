@@ -122,6 +122,20 @@ def glossary() -> list[tuple[re.Pattern[str], str]]:
     return pairs
 
 
+def glossed(chinese: str, english: str, min_cover: float = 0.5) -> bool:
+    """Does an English text translate a Chinese name by the glossary (“小巨人” → little giant, “专精特新” → specialized)?
+    Every glossary term the name holds (the longest ones) has one of its English phrases in the text, and those
+    terms make up at least `min_cover` of the name: “三库”, which the glossary does not know, is not translated."""
+    core = re.sub(r"[\W_]+", "", chinese)
+    if not core:
+        return False
+    found = {t for _, zh in glossary() for t in zh.split() if len(t) >= 2 and t in core}
+    found = {t for t in found if not any(t != u and t in u for u in found)}
+    if not found or sum(len(t) for t in found) < min_cover * len(core):
+        return False
+    return all(any(t in zh.split() and rx.search(english) for rx, zh in glossary()) for t in found)
+
+
 def expand_english(question: str) -> str:
     """Append the Chinese terms of any glossary phrase found in an English question."""
     if not re.search(r"[A-Za-z]{3,}", question):

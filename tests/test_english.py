@@ -265,3 +265,17 @@ def test_english_lead_names_document_numbers_not_their_digits():
     assert "document No. 长银发2021〔45号〕" in english_lead("印发通知(长银发2021〔45号〕)[1]", c)
     both = english_lead("印发127项《清单》(政网办〔2022〕15号),压减32%[1]", c)
     assert "document No. 政网办〔2022〕15号" in both and "127 items (127项)" in both and "32% (32%)" in both, both
+
+
+@pytest.mark.parametrize("chinese, english, ok", [
+    ("“小巨人”", "the little giant firms", True),
+    ("“专精特新”", "specialized SMEs", True),
+    ("“三库”", "three libraries", False),  # the glossary does not know it: only the Chinese keeps it
+    ("“雏鹰—瞪羚—领军”", "Lion-Tiger-Leader", False),  # translated, but not as the glossary does
+    ("“雏鹰—瞪羚—领军”", "eaglet, gazelle and leader", True),
+    ("“创新性中小企业—专精特新企业—国家小巨人企业—单项冠军企业”", "innovative SMEs, specialized firms, little giants and single champions", True),
+])
+def test_glossed_names(chinese, english, ok):
+    from rag.textproc import glossed
+
+    assert glossed(chinese, english) is ok

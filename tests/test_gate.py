@@ -313,6 +313,8 @@ KEPT = ["沈阳", "辽阳", "铁岭", "“雏鹰—瞪羚—领军”", "共80�
     # a city of the list dropped, or the quoted name translated away
     ("Meetings were held in Shenyang (沈阳) and Liaoyang (辽阳) on the (“雏鹰—瞪羚—领军”) system, 80 banks, (2021年10月).[1]", False),
     ("In Shenyang (沈阳), Liaoyang (辽阳), Tieling (铁岭) the Lion-Tiger-Leader system, 80 banks, (2021年10月).[1]", False),
+    # a quoted name in the glossary's English is kept (雏鹰—瞪羚—领军: eaglet, gazelle, leader)
+    ("In Shenyang (沈阳), Liaoyang (辽阳), Tieling (铁岭) the eaglet-gazelle-leader system, 80 banks, (2021年10月).[1]", True),
 ])
 def test_kept_rule(text, ok):
     problems = gate.rule_kept(inp(text, kept=KEPT))
