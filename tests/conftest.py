@@ -29,6 +29,18 @@ def settings_for(index_dir, **kw):
     return load_settings().with_overrides(index_dir=str(index_dir), **{"embedder.cache_dir": str(SHARED_CACHE), **kw})
 
 
+def pipeline_over(root: Path, replies: dict[str, str]):
+    """A pipeline over made-up replies ({file stem: text}) ingested into their own index under `root`."""
+    from rag.ingest import ingest
+    from rag.pipeline import Pipeline
+
+    (root / "replies").mkdir()
+    for name, text in replies.items():
+        (root / "replies" / f"{name}.txt").write_text(text, encoding="utf-8")
+    ingest([root / "replies"], settings_for(root / "index"))
+    return Pipeline(settings_for(root / "index"))
+
+
 def run_rag(*args, env=None, timeout=600, input=None):
     """Run the real `rag` command; returns CompletedProcess (text)."""
     e = {**os.environ, "RAG_EMBED_CACHE": str(SHARED_CACHE), **(env or {})}

@@ -7,7 +7,7 @@ import pytest
 
 from rag.textproc import Field, asked_fields, asks_number, header_fields, unit_kind
 
-from conftest import settings_for
+from conftest import pipeline_over
 
 RECORD = """索 引 号:QD00101-02-00-2024-031
     备注/文号:青工信提函〔2024〕12号
@@ -63,14 +63,7 @@ city: 青岛市
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
-    from rag.ingest import ingest
-    from rag.pipeline import Pipeline
-
-    root = tmp_path_factory.mktemp("fields")
-    (root / "replies").mkdir()
-    (root / "replies" / "qd_r.txt").write_text(REPLY, encoding="utf-8")
-    ingest([root / "replies"], settings_for(root / "index"))
-    return Pipeline(settings_for(root / "index"))
+    return pipeline_over(tmp_path_factory.mktemp("fields"), {"qd_r": REPLY})
 
 
 def test_a_question_naming_a_field_gets_its_value_quoted(pipe):

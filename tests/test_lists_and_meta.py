@@ -11,7 +11,7 @@ from rag.plan import analyze, meta_intents, named_places
 from rag.textproc import asks_for_section, asks_number
 from rag.types import Chunk
 
-from conftest import settings_for
+from conftest import pipeline_over
 
 
 class _Lex:
@@ -173,14 +173,7 @@ city: 青岛市
 
 @pytest.fixture(scope="module")
 def made_up(tmp_path_factory):
-    from rag.ingest import ingest
-    from rag.pipeline import Pipeline
-
-    root = tmp_path_factory.mktemp("madeup")
-    (root / "replies").mkdir()
-    (root / "replies" / "qingdao.txt").write_text(REPLY, encoding="utf-8")
-    ingest([root / "replies"], settings_for(root / "index"))
-    return Pipeline(settings_for(root / "index"))
+    return pipeline_over(tmp_path_factory.mktemp("madeup"), {"qingdao": REPLY})
 
 
 def test_announced_list_is_answered_item_by_item(made_up):

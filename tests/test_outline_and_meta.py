@@ -9,7 +9,7 @@ import pytest
 from rag.answer import _written_date
 from rag.plan import analyze, meta_intents
 
-from conftest import settings_for
+from conftest import pipeline_over
 
 # two replies of one bureau, each with its proposal number, an opening that names the departments it was
 # studied with, top-level items (一、二、三、) without a sentence announcing them, and a date inside a sentence of
@@ -59,15 +59,7 @@ city: 烟台市
 
 @pytest.fixture(scope="module")
 def replies(tmp_path_factory):
-    from rag.ingest import ingest
-    from rag.pipeline import Pipeline
-
-    root = tmp_path_factory.mktemp("outline")
-    (root / "replies").mkdir()
-    for name, text in (("qd_a", REPLY_A), ("qd_b", REPLY_B), ("yt_c", REPLY_C)):
-        (root / "replies" / f"{name}.txt").write_text(text, encoding="utf-8")
-    ingest([root / "replies"], settings_for(root / "index"))
-    return Pipeline(settings_for(root / "index"))
+    return pipeline_over(tmp_path_factory.mktemp("outline"), {"qd_a": REPLY_A, "qd_b": REPLY_B, "yt_c": REPLY_C})
 
 
 def _quotes_are_verbatim(a):
