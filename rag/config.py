@@ -121,6 +121,9 @@ class LLMConfig:
     # translate: a quoted sentence longer than this is given to the model as lines of clauses up to this length
     # (cut at its commas), one English sentence each (rag.english.translation_lines)
     translate_line_chars: int = 30
+    # translate: a translation shown is followed by the Chinese sentences it translates, verbatim, with their citations
+    # (a small model's English can drop a name or misread a term the gate cannot check; the original is the record)
+    translation_originals: bool = True
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,7 @@ ENV_MAP = {
     "RAG_LLM_CONTEXT": "llm.context",
     "RAG_LLM_ENGLISH": "llm.english",
     "RAG_LLM_TRANSLATE_LINE_CHARS": "llm.translate_line_chars",
+    "RAG_LLM_TRANSLATION_ORIGINALS": "llm.translation_originals",
     "RAG_DECISION": "answer.decision",
     "RAG_VETO_CHECKS": "answer.veto_checks",
     "RAG_WRONG_ANSWER_COST": "answer.wrong_answer_cost",

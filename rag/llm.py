@@ -530,12 +530,20 @@ def llm_answer(
         ans.llm = {**info, "shown": "extractive"}
         return ans
     ans = _to_answer(query, prompt, v, provider, fallback)
+    if translate and cfg.translation_originals:  # the sentences translated, verbatim, under the translation
+        originals = [(new_n, sel.texts[old_n - 1]) for new_n, old_n in enumerate(v.cited, start=1) if old_n <= len(sel.texts)]
+        for c, (_, quote) in zip(ans.citations, originals):
+            c.quote = quote
+        ans.answer += "\n\n" + ORIGINALS_HEADING + "\n" + "\n".join(f"{q}[{n}]" for n, q in originals)
     rescaled = [r for r in rendered if r.kind == "rescaled"]
     if rescaled:  # the reader is told which English figures are the passage's, not the model's
         fixed = "; ".join(f"{r.before} → {r.after}" for r in rescaled[:3])
         ans.note = "; ".join(x for x in (ans.note, f"{len(rescaled)} English figure(s) rewritten from the cited Chinese figure: {fixed}") if x)
     ans.llm = {**info, "shown": "llm"}
     return ans
+
+
+ORIGINALS_HEADING = "原文 (Chinese original):"
 
 
 def _to_answer(query: Query, prompt: Prompt, v: Verified, provider: str, fallback: Answer) -> Answer:

@@ -149,6 +149,13 @@ def test_translate_mode_gives_the_model_only_the_quotes_with_fixed_citations(scr
     # the quoted sentence with its figures already in English (rag.english.protect), the question not stated
     assert "逐句翻译" in user and "每月分别享受 CNY 2,000 (2000元) 、 CNY 1,000 (1000元) 的生活补贴" in user, user
     assert "How much" not in user and "Yingkou (营口市)" in user
+    # the translation shown is followed by the sentence it translates, verbatim, with its citation
+    english, _, original = ans.answer.partition("原文 (Chinese original):")
+    assert "CNY 2,000 (2000元)" in english and "每月分别享受2000元、1000元的生活补贴" in original and original.rstrip().endswith("[1]")
+    assert ans.citations[0].quote in ans.citations[0].text and "2000元" in ans.citations[0].quote
+    off = llm_answer(_settings(translation_originals=False), "llamacpp", _plan("How much does Yingkou pay doctoral graduates per month?", "en"),
+                     hits, _extractive(hits))
+    assert "原文" not in off.answer
     assert P2[:10] not in user and "补贴期限2年" not in user  # neither the other passage nor the unquoted rest of this one
     items = chat.calls[0]["response_format"]["schema"]["properties"]["sentences"]["prefixItems"]
     assert [i["properties"]["citations"] for i in items] == [{"const": [1]}]
