@@ -428,6 +428,20 @@ def check_event(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _fail("event", f"when it was {part.event} asked, the sentence dates another thing")
 
 
+# how a sentence says it of the holder: 办公室设临湘市中小企业服务中心 says where it is 设 (设立, 设置 are other verbs)
+_HOLDER_SAID = {"设在": r"设(?:在|于)|设(?![立置计备施定])|位于", "担任": r"担任|兼任", "牵头": r"牵头|领衔"}
+
+
+def check_holder(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """组长由谁担任 is not answered by 成立了领导小组 (the group, not who leads it): the sentence says who 担任 / 牵头 /
+    设在 — the verb the question asks of the holder."""
+    if not part.holder:
+        return _ok("holder", False)
+    if re.search(_HOLDER_SAID.get(part.holder, re.escape(part.holder)), c.said):
+        return _ok("holder")
+    return _fail("holder", f"who {part.holder} asked, the sentence does not say who does")
+
+
 CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "grounded": check_grounded,
     "coverage": check_coverage,
@@ -452,6 +466,7 @@ CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "novel": check_novel,
     "figures": check_figures,
     "event": check_event,
+    "holder": check_holder,
 }
 
 

@@ -293,6 +293,18 @@ _EVENT_FILLER = {"正式", "开始", "起", "首次", "第一次", "率先", "�
 _WHEN_WORD = re.compile(r"哪一年|哪年|哪天|哪一天|何时|什么时候|什么时间|几月|哪个月")
 
 
+# who holds a role or leads a thing (组长由谁担任, 由哪所高校牵头建设, 办公室设在哪个部门): the verb that names the holder
+_HOLDER_ASKED = re.compile(r"由(?:谁|哪位|哪个|哪些|哪几位|哪几个|哪所|哪家|哪一?个)[^?？，,。]{0,8}?(担任|牵头|负责|主持|兼任|领衔)|"
+                           r"(担任|兼任)[^?？，,。]{0,6}?(?:的是谁|是谁|的是哪)|(设在)(?:哪|什么)")
+
+
+def holder_asked(part: str) -> str:
+    """The verb a who-holds-it question needs the answer to say (组长由谁担任 -> 担任, 由哪所高校牵头 -> 牵头,
+    设在哪个部门 -> 设在); "" for any other question."""
+    m = _HOLDER_ASKED.search(part)
+    return next((g for g in m.groups() if g), "") if m else ""
+
+
 def event_asked(part: str) -> str:
     """What a date is asked of (是哪一年成立的 -> 成立, 是什么时候印发的 -> 印发, 从哪一年开始实施 -> 实施): the first
     word after the question word, fillers aside; "" when none follows."""
@@ -460,6 +472,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         meta=meta_intents(part),
         period=period_asked(asked),
         event=event_asked(asked) if number and unit_kind(asked) == "date" else "",
+        holder=holder_asked(asked),
         figures=sorted(figures(part)),
         figure_numbers=sorted(figure_numbers(part)),
         confirms=bool(_CONFIRMS.search(part)),

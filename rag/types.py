@@ -133,6 +133,7 @@ class PlanPart:
     meta: list[str] = field(default_factory=list)  # what this part asks about the reply itself (date, addressee…)
     places: list[str] = field(default_factory=list)  # places named with no reply of their own but written about in one (哈尔滨)
     event: str = ""  # what a date is asked of (是哪一年成立的 -> 成立): the sentence dates that event
+    holder: str = ""  # who holds a role is asked (组长由谁担任 -> 担任): the sentence says that verb of someone
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # the amounts and counts it states (超过百亿元 -> 100, 亿, 元)
     figure_numbers: list[str] = field(default_factory=list)  # their numbers; an English question's numbers that are no years
     confirms: bool = False  # a yes/no question (是否…2500元?): a passage stating another figure answers it
