@@ -293,7 +293,7 @@ class ExtractiveAnswerer:
     def _fields(self, plan: QuestionPlan, hits: list[Hit]) -> Answer | None:
         """A question that names a field of a reply's record (索引号, 法规分类, 主办单位, 建议类型 …): the fields
         quoted from the first passage of the best-ranked reply that has them (rag.textproc.asked_fields)."""
-        several = plan.kind == "comparative" or bool(re.search(r"分别|各自", plan.text))  # 两份答复的索引号分别是什么
+        several = plan.kind == "comparative" or plan.respectively
         groups: list[tuple[str | None, list[_Sent]]] = []
         for h in hits[: 5 if several else 3]:
             if h.chunk.ordinal != 0 or any(g[1][0].hit.chunk.doc_id == h.chunk.doc_id for g in groups):

@@ -347,10 +347,11 @@ def docs_remove(
 
 # ------------------------------------------------------------------ eval
 GOLD_DIR = Path("data/gold")
-# the development gold sets the decision is trained on; fresh.jsonl (replies 101-137) is kept for reporting
-# every gold set whose first run is recorded (a new set stays out until its first run is: its questions held out)
+
+
 def train_sets() -> list[str]:
-    """data/gold/train-sets.txt: the sets `rag train` fits on (and `make folds` validates on), one name a line."""
+    """data/gold/train-sets.txt: the sets `rag train` fits on (and `make folds` validates on), one name a line —
+    every gold set whose first run is recorded (a new set stays out until then: its questions held out)."""
     listing = GOLD_DIR / "train-sets.txt"
     if not listing.is_file():
         return []

@@ -23,8 +23,9 @@ from .types import Citation
 from .verify import MARKER, NumberMention, find_numbers, markers_in, parse_marker, sentence_spans, strip_markers
 
 _TABLE = Path(__file__).parent / "data" / "english.tsv"
-_DATE_UNITS = {"年", "月", "日", "号"}
-_DURATION_UNITS = {"年", "个月", "月", "天", "日", "个工作日", "工作日", "小时", "周", "倍"}  # 2021年, 3月22日, 12号: dates, not figures (个月, 天 and 工作日 are durations)
+_DATE_UNITS = {"年", "月", "日", "号"}  # 2021年, 3月22日, 12号: dates, not figures (个月, 天 and 工作日 are durations)
+# units a protected figure keeps its English unit word for even when a word follows (三年新增 → 3 years (三年) 新增)
+_DURATION_UNITS = {"年", "个月", "月", "天", "日", "个工作日", "工作日", "小时", "周", "倍"}
 
 
 @lru_cache(maxsize=1)
@@ -161,55 +162,48 @@ _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", 
 
 
 def _english_date(m: re.Match) -> str:
+    """October 2021, June 7, July 2, 2020 (a match with a year or a day)."""
     year, month, day = m.group(1), int(m.group(2)), m.group(3)
     name = _MONTH_NAMES[month - 1]
     if day:
         return f"{name} {int(day)}, {year}" if year else f"{name} {int(day)}"
-    return f"{name} {year}" if year else ""
+    return f"{name} {year}"
 
 
 def protect(sentence: str) -> str:
     """A quoted Chinese sentence as a translating model reads it: every figure already in English with its Chinese
-    original beside it (16346亿元 → CNY 1.6346 trillion…, 1.1万家 → 11,000 (1.1万家)), every date with a month in
-    English (2021年10月 → October 2021 (2021年10月)), every document number in brackets after "document No.", every
+    original beside it (16346亿元 → CNY 1634.6 billion (16346亿元), 1.1万家 → 11,000 firms (1.1万家)), every date
+    with a month in English (2021年10月 → October 2021 (2021年10月)), every document number in brackets after "document No.", every
     place by its English name with the Chinese beside it (Shenyang (沈阳)) and every name in quotes or 《》 in brackets.
     A count followed by its noun is a bare number (1752家企业 → 1,752 (1752家)企业), else it has its unit word.
     What a small model gets wrong when it translates (亿 as billion, 万 as million, a dropped figure) is then only
     copying; the gate still checks what it wrote against the unprotected sentence."""
     edits: list[tuple[int, int, str]] = []
+
+    def put(a: int, b: int, text: str) -> None:
+        """Rewrite sentence[a:b] unless an earlier rewrite covers part of it."""
+        if not any(a < y and x < b for x, y, _ in edits):
+            edits.append((a, b, text))
+
     for d in _DOC_NUMBER.finditer(sentence):
-        edits.append((d.start(), d.end(), f"document No. ({d.group(0)})"))
-    taken = [(a, b) for a, b, _ in edits]
-
-    def free(a: int, b: int) -> bool:
-        return not any(a < y and x < b for x, y in taken)
-
+        put(d.start(), d.end(), f"document No. ({d.group(0)})")
     for q in _QUOTED_NAME.finditer(sentence):  # a name in quotes or a title: kept in Chinese, in brackets
-        if free(q.start(), q.end()):
-            edits.append((q.start(), q.end(), f" ({q.group(0)}) "))
-            taken.append((q.start(), q.end()))
+        put(q.start(), q.end(), f" ({q.group(0)}) ")
     for full, a, b in find_places(sentence):  # a place: its English name, the Chinese beside it
         english = place_english(full)
-        if english and free(a, b):
-            edits.append((a, b, f" {english} ({sentence[a:b]}) "))
-            taken.append((a, b))
-
-    for m in _ZH_DATE.finditer(sentence):
+        if english:
+            put(a, b, f" {english} ({sentence[a:b]}) ")
+    for m in _ZH_DATE.finditer(sentence):  # a date with a year or a day (11月末 is left to the model)
         month = int(m.group(2))
-        if 1 <= month <= 12 and (not m.group(3) or 1 <= int(m.group(3)) <= 31) and free(m.start(), m.end()):
-            english = _english_date(m)
-            if english and (m.group(1) or m.group(3)):
-                edits.append((m.start(), m.end(), f"{english} ({m.group(0).strip()})"))
-                taken.append((m.start(), m.end()))
+        if 1 <= month <= 12 and (not m.group(3) or 1 <= int(m.group(3)) <= 31) and (m.group(1) or m.group(3)):
+            put(m.start(), m.end(), f"{_english_date(m)} ({m.group(0).strip()})")
     for m in find_numbers(sentence):
-        if is_date(m, sentence) or m.unit == "%" or not free(m.start, m.end):
+        if is_date(m, sentence) or m.unit == "%":
             continue  # a percentage is written the same in English
         # 1752家企业: the model translates 企业, a unit word would repeat it (a duration, 三年新增, keeps its "years")
         noun_follows = bool(_CJK.match(sentence, m.end)) and m.unit not in _DURATION_UNITS
         start, text = _figure(m, sentence, unit_words=not noun_follows)
-        if free(start, m.end):
-            edits.append((start, m.end, f" {text} "))
-            taken.append((start, m.end))
+        put(start, m.end, f" {text} ")
     out, cursor = [], 0
     for a, b, text in sorted(edits):
         out += [sentence[cursor:a], text]

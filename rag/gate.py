@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
+from .english import DATE, english_dates, english_figures, english_share, has_original, is_english, needs_original
 from .places import find_places, province_of
 from .textproc import glossed
-from .english import DATE, english_dates, english_figures, english_share, has_original, is_english, needs_original
 from .verify import (
     MARKER,
     REFUSAL_MARK,
@@ -224,10 +224,9 @@ def rule_repetition(inp: GateInput) -> list[str]:
             lines[key] = lines.get(key, 0) + 1
     worst = max(list(counts.items()) + list(lines.items()), key=lambda kv: kv[1], default=("", 0))
     twice = [(k, n) for k, n in counts.items() if n >= 2 and len(k) >= LONG_SENTENCE]  # no answer says a whole sentence twice
-    if worst[1] < 3 and twice:
-        worst = twice[0]
-    if worst[1] >= 3 or twice:
-        out.append(f"a repetition loop: “{_short(worst[0], 24)}” said {worst[1]} times")
+    loop = worst if worst[1] >= 3 else (twice[0] if twice else None)
+    if loop:
+        out.append(f"a repetition loop: “{_short(loop[0], 24)}” said {loop[1]} times")
     else:
         t = norm(strip_markers(inp.text))
         for m in _LOOP_UNIT.finditer(t):
@@ -423,21 +422,26 @@ def rule_omits(inp: GateInput) -> list[str]:
     return []
 
 
-
-
 def rule_places(inp: GateInput) -> list[str]:
     """A sentence names only places its cited passages name (or their provinces, or places within them): a model
     that wrote "Shenyang (Shanghai)" or put one city's figure under another's name is not shown."""
     out = []
+    places: dict[int, set[str]] = {}  # each cited passage's places and their provinces, read once
+
+    def of(n: int) -> set[str]:
+        if n not in places:
+            found = {full for full, _, _ in find_places(inp.passages[n - 1])}
+            places[n] = found | ({province_of(k) for k in found} - {""})  # 辽宁省 for a passage about 沈阳市
+        return places[n]
+
     for s in _sentences(inp.text):
-        support = _support(s, inp)
-        if not support:
+        cited = [n for n in _cited(s) if 1 <= n <= len(inp.passages)]
+        if not cited:
             continue  # uncited: `citations` speaks
         named = {full for full, _, _ in find_places(strip_markers(s))}
         if not named:
             continue
-        known = {full for p in support for full, _, _ in find_places(p)}
-        known |= {province_of(k) for k in known} - {""}  # 辽宁省 for a passage about 沈阳市
+        known = set().union(*(of(n) for n in cited))
         alien = [n for n in named if n not in known]
         if alien:
             out.append(f"names {', '.join(sorted(alien))}, which no passage it cites names: “{_short(s)}”")
@@ -457,13 +461,13 @@ def rule_kept(inp: GateInput) -> list[str]:
     three cities of a list, 雏鹰—瞪羚—领军 turned into other animals) says less than the quotes it replaces."""
     if not inp.kept:
         return []
-    have, text = _values(inp.text), _kept_form(inp.text)
+    have, text, prose = _values(inp.text), _kept_form(inp.text), strip_markers(inp.text)
     missing = []
     for k in dict.fromkeys(inp.kept):
         nums = [x.value.normalize() for x in find_numbers(k)]
         if nums and all(v in have for v in nums):
             continue
-        if _kept_form(k) not in text and (nums or not glossed(k, strip_markers(inp.text))):
+        if _kept_form(k) not in text and (nums or not glossed(k, prose)):
             missing.append(k)  # a name the glossary translates (“小巨人” → little giant) is kept in English too
     if missing:
         return [f"{len(missing)} of {len(set(inp.kept))} original(s) of the translated lines missing: {', '.join(missing[:4])}"]

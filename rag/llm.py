@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import PROMPTS_DIR, Settings
-from .english import drop_echoes, is_date, render_originals
+from .english import drop_echoes, is_date, kept_originals, place_name, render_originals, translation_lines
 from .providers import _LLAMAS, LLM_PROVIDERS, REGISTRY, Backend, LLMError, LLMFailure, get, get_backend, is_local, load_llama, reserve
 from .retriever import Query
 from .types import Answer, Citation, Hit
@@ -83,8 +83,6 @@ def format_passage(n: int, hit: Hit, text: str | None = None, template: str | No
         "text": _defuse(c.text if text is None else text),
     }
     if template is not None and "{place}" in template:  # a translation's passage: the place in English (Wuhan (武汉市))
-        from .english import place_name
-
         values["place"] = _defuse(place_name(c.city) if c.city else "")
     lines = []
     for line in (template if template is not None else load_prompt("passage")).split("\n"):
@@ -415,7 +413,6 @@ def llm_answer(
     `on_event` receives {"stage": "generate", "model": …}, {"stage": "first_token", "ms": …} and
     {"stage": "verify"}; `started` (time.perf_counter() when the question came) dates the first token."""
     from . import gate as gates
-    from .english import kept_originals, translation_lines
     from .structured import StreamRenderer, answer_schema, mode_for, parse, render, request_kwargs, translation_schema
 
     provider = check_provider(provider)

@@ -46,6 +46,7 @@ COMPARATIVE = re.compile(
 # 分别是… asks each of several things: of several places (a comparison), or several facts about one reply (meta),
 # or several figures of the one place it names (郑州对…分别给予多少奖励, 沟通过几次、分别是哪天: a fact question)
 _SEVERAL = re.compile(r"分别(是|有)")
+_RESPECTIVELY = re.compile(r"分别|各自")  # 两份答复的索引号分别是什么: each reply's, not the first's
 _YEAR_FILTER = re.compile(r"((?:19|20)\d{2})\s*年(?:的|度)?(?:答复|回复|建议|提案|文件)")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _YEAR_EN = re.compile(r"\b((?:19|20)\d{2})\b")
@@ -522,6 +523,7 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     plan.meta = meta_intents(simple)
     # …的提案时,在打造公平竞争市场环境方面做了哪些工作?: an aspect named, its section answers, not the outline
     plan.about_reply = bool(_ABOUT_REPLY.search(simple)) and not re.search(r"在[^，,。?？]{2,40}方面", simple)
+    plan.respectively = bool(_RESPECTIVELY.search(plan.text))
     apart = _counties_named_apart(simple, plan.cities)
     masked = simple
     for c in apart:  # the county counts once, as itself (岳阳县 is not also the gazetteer's 岳阳市)

@@ -171,6 +171,7 @@ class QuestionPlan:
     alts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # term -> strings that count as it (thesaurus)
     official: str = ""  # the documents' wording of everyday words (头一回 -> 首次), for BM25
     about_reply: bool = False  # it asks of a reply as a whole (答复…提案时, …建议的答复中), not of one of its sections
+    respectively: bool = False  # it asks each of several things (分别, 各自): a field of each reply it names, not the first's
 
     @property
     def comparative(self) -> bool:
