@@ -30,14 +30,21 @@ ABOUT_TOOL = ("这个问题问的是本工具自身,不是已收录的答复。�
               "请就答复的内容提问,例如“营口市对博士每月补贴多少?”")
 
 
-def _figure_near_head(part: PlanPart) -> re.Pattern[str] | None:
-    """A figure written right next to the thing asked about: 为多少家企业授信 -> '4534家企业授信', '授信34.41亿元'."""
-    heads = [a for t in (*part.heads, *part.near) for a in equivalents(t)]
-    if not heads:
-        return None
-    h = "|".join(map(re.escape, heads))
+def _figure_near_head(part: PlanPart) -> list[re.Pattern[str]]:
+    """A figure written right next to each thing asked about: 为多少家企业授信 -> '4534家企业授信', '授信34.41亿元';
+    one pattern a head or near term (with its equivalents), so that a sentence can be scored by how many of them
+    have the figure beside them (比重提升到了多少: '比重提升到68.1%' holds both, '比重为51.2%' one)."""
     fig = r"\d[\d.,]*\s*(?:余|多)?\s*(?:万|亿)?\s*[\u4e00-\u9fff%]?"
-    return re.compile(rf"{fig}[^，。；,;]{{0,6}}(?:{h})|(?:{h})[^，。；,;]{{0,6}}\d")
+    out = []
+    for t in dict.fromkeys((*part.heads, *part.near)):
+        h = "|".join(map(re.escape, equivalents(t)))
+        out.append(re.compile(rf"{fig}[^，。；,;]{{0,6}}(?:{h})|(?:{h})[^，。；,;]{{0,6}}\d"))
+    return out
+
+
+def _near_share(patterns: list[re.Pattern[str]], text: str) -> float:
+    """The share of the asked things (_figure_near_head) with a figure written beside them in `text`."""
+    return sum(1 for rx in patterns if rx.search(text)) / len(patterns) if patterns else 0.0
 
 
 def _first_line(chunks: list[Chunk], patterns: tuple[re.Pattern[str], ...]) -> tuple[Chunk, str] | None:
@@ -367,13 +374,13 @@ class ExtractiveAnswerer:
     # -------------------------------------------------------------- sentences
     def _sentences(self, part: PlanPart, hits: list[Hit]) -> list[_Sent]:
         cfg = self.cfg
-        near = _figure_near_head(part) if part.asks_number else None
+        near = _figure_near_head(part) if part.asks_number else []
         unit = unit_pattern(part.unit) if part.asks_number else None
         when = re.compile("|".join(rf"(?<!\d){m}\s*月" for m in part.months)) if part.months else None
 
         def fits(t: str) -> float:  # the figure asked for: next to the thing asked about, in the unit and month asked;
             # the things a list question asks for (哪些政策措施: 《…》《…》, 甲、乙、丙)
-            return (cfg.near_head_bonus if near and near.search(t) else 0.0) + (cfg.unit_bonus if unit and unit.search(t) else 0.0) + (
+            return cfg.near_head_bonus * _near_share(near, t) + (cfg.unit_bonus if unit and unit.search(t) else 0.0) + (
                 cfg.month_bonus if when and when.search(t) else 0.0) + (cfg.list_bonus if part.asks_list and names_several(t) else 0.0)
 
         out: list[_Sent] = []
@@ -400,7 +407,7 @@ class ExtractiveAnswerer:
                     said = normalise(s)  # patterns read simplified characters (400萬元 is 400万元)
                     has_num = states_figure(said)
                     score = cov + cfg.prior_weight * prior + (cfg.number_bonus if part.asks_number and has_num else 0.0) + fits(said)
-                    out.append(_Sent(s, hit, score, cov, has_num, order, said=said, near=bool(near and near.search(said)),
+                    out.append(_Sent(s, hit, score, cov, has_num, order, said=said, near=_near_share(near, said) > 0,
                                      unit_fit=bool(unit and unit.search(said)), month_fit=bool(when and when.search(said)),
                                      missing=self.missing(part, said) if self.missing else 0.0, passage_missing=lack))
                     order += 1

@@ -266,6 +266,21 @@ def check_quoted(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _ok("quoted")
 
 
+# what a figure measures, written after the thing measured (进出口额, 贷款总量, 企业数): the thing is the head
+MEASURE_SUFFIXES = ("总额", "总量", "总数", "总值", "规模", "额", "量", "数", "值")
+
+
+def measured_stem(term: str, known: Callable[[str], bool]) -> str:
+    """The thing a measure word is written after, when the replies use it and not the compound (进出口额 ->
+    进出口); the term itself otherwise (利润总额: no reply uses 利润, so the compound still names what none
+    states)."""
+    for suffix in MEASURE_SUFFIXES:
+        stem = term[: -len(suffix)]
+        if term.endswith(suffix) and len(stem) >= 2 and any(known(e) for e in equivalents(stem)):
+            return stem
+    return term
+
+
 def check_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """The thing a figure is asked about (多少购房补贴 -> 购房, 补贴) is in the passage, exactly, in the documents'
     wording, or most of its characters in the sentence. A last head word no reply uses (借钱的开销) is left to
@@ -274,6 +289,8 @@ def check_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
         return _ok("head", False)
     passage = ctx.passage(c)
     for i, term in enumerate(part.heads):
+        if ctx.known is not None and not any(ctx.known(e) for e in equivalents(term)):
+            term = measured_stem(term, ctx.known)  # 进出口额 is asked as 进出口, which the replies do use
         if i == len(part.heads) - 1 and ctx.known is not None and not any(ctx.known(e) for e in equivalents(term)):
             # a compound no reply uses: one with a part no reply uses beside one they do (利润总额: 利润 never,
             # 总额 often) names what no reply states; otherwise (借钱的开销, 全国性) it may be a paraphrase, left to

@@ -200,6 +200,31 @@ def test_head_compound_with_a_part_no_reply_uses():
     assert CHECKS["head"](part, _cand("产业实现税收总额同比增长12.8%"), ctx_none).ok
 
 
+@pytest.mark.parametrize("term, known, stem", [
+    ("进出口额", {"进出口", "出口"}, "进出口"),  # the replies say 进出口, never 进出口额
+    ("进出口总额", {"进出口"}, "进出口"),
+    ("企业数", {"企业"}, "企业"),
+    ("利润总额", {"总额"}, "利润总额"),  # no reply uses 利润: the compound still names what none states
+    ("产值", {"产"}, "产值"),  # a one-character stem is no head
+    ("进出口额", {"进出口额", "出口"}, "进出口额"),  # the stem itself unused: unchanged
+])
+def test_measured_stem(term, known, stem):
+    from rag.checks import measured_stem
+
+    assert measured_stem(term, lambda w: w in known) == stem
+
+
+def test_head_measured_by_a_suffix_no_reply_uses():
+    """进出口额 asked, the replies write 进出口 and its figure: the head is checked as 进出口, not refused."""
+    plan = analyze("2020年上半年山东进出口额是多少?", _Lex())
+    part = plan.parts[0]
+    known = {"进出口", "出口", "山东"}
+    ctx = CheckContext(AnswerConfig(), known=lambda w: w in known)
+    assert CHECKS["head"](part, _cand("上半年全省进出口9000亿元，增长5%"), ctx).ok
+    f = CHECKS["head"](part, _cand("上半年全省实现利润500亿元"), ctx)
+    assert not f.ok and "进出口" in f.reason
+
+
 def test_word_window_and_multi_character_units():
     from rag.plan import head_terms, word_window
     from rag.textproc import word_spans
