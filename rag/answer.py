@@ -258,7 +258,10 @@ class ExtractiveAnswerer:
             if ans.abstained:
                 ans.answer = english_refusal(ans.answer, plan.unknown_places)
             else:
-                lead = english_lead(ans.answer, ans.citations, self.cfg.english_figures)
+                # the quoted figures are named in English only when a figure is asked (What follow-up work … is
+                # not answered "over 82,000")
+                asked = any(p.asks_number for p in plan.parts)
+                lead = english_lead(ans.answer, ans.citations, self.cfg.english_figures if asked else 0)
                 ans.answer = f"{lead}\n\n{ans.answer}" if lead else ans.answer
         ans.question = plan.text
         ans.plan = plan

@@ -42,9 +42,14 @@ def names_several_new(said: str, question: str) -> bool:
     return len([n for n in names if n not in question]) >= 2 or said.count("、") >= 2
 
 
+# a quantity left unsaid (培育一批领军企业, 一大批项目): "a batch of", no count
+_VAGUE = re.compile(r"(?<![第首])一大?批")
+
+
 def states_figure(said: str) -> bool:
-    """Does the sentence state a figure of its own? Figures inside quoted names and titles do not count."""
-    return bool(NUMBER.search(_NAMES.sub("", said)))
+    """Does the sentence state a figure of its own? Figures inside quoted names and titles, and a batch left
+    uncounted (一批), do not count."""
+    return bool(NUMBER.search(_VAGUE.sub(" ", _NAMES.sub("", said))))
 
 
 @dataclass
@@ -325,13 +330,21 @@ def check_unit(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _ok("unit") if c.has_number else _fail("unit", "a figure asked, the sentence states none (names and titles aside)")
 
 
+# a place in a ranking (居全省第1位, 排名第3名, 位列前10): no amount; and a question asking one (排第几, 第几名)
+_RANK_STATED = re.compile(r"(?:第|前)\s*[\d一二三四五六七八九十]+\s*(?:位|名)")
+_RANK_ASKED = re.compile(r"第几|排名|排第|位次|名次|位列|\brank", re.I)
+
+
 def check_not_date(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
-    """An amount is asked (not a date): the sentence must state a figure that is not a date (2021年3月22日 is
-    no GDP)."""
+    """An amount is asked (not a date, not a place in a ranking): the sentence must state a figure that is neither
+    a date (2021年3月22日 is no GDP) nor a rank (标识注册量居全省第1位 is no 注册量)."""
     if not part.asks_number or part.unit == "date":
         return _ok("not_date", False)
     rest = _DATE.sub(" ", c.said)
-    return _ok("not_date") if NUMBER.search(rest) else _fail("not_date", "an amount asked, the sentence states only a date")
+    if not _RANK_ASKED.search(part.text):
+        rest = _RANK_STATED.sub(" ", rest)
+    return _ok("not_date") if NUMBER.search(_VAGUE.sub(" ", rest)) else _fail(
+        "not_date", "an amount asked, the sentence states only a date or a rank")
 
 
 # a part of a year a figure may cover (2024年1-5月, 上半年, 前三季度, 截至6月底): not the whole year
@@ -388,6 +401,11 @@ def check_english_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Findi
 # the reply's acknowledgement of the proposal (您提出的《…》提案收悉,现答复如下): it repeats the proposal's words,
 # it answers nothing but questions about the reply itself
 _ACKNOWLEDGES = re.compile(r"收悉|(?:现|特)(?:将|就)?[^。]{0,16}答复如下|(?:研究)?答复如下[:：]?$")
+# how the acknowledgement says who handled the proposal (由…领办督办, 经与省教育厅…共同研究), and a question asking it
+_HANDLED = re.compile(r"(?:由|经与|经|会同|与)[^，,。]{0,80}?(?:领办督办|督办|领办|共同研究|研究办理|会商|协商|研究)")
+_HANDLING_ASKED = re.compile(r"部门|单位|会同|领办|督办|牵头|协办|哪位|谁|\bwho\b|department|agenc|bureau|office", re.I)
+# the salutation a reply opens with (徐兵、陈志奇委员: / 尊敬的王明代表: / 民建市委:): whom it answers, no content
+_SALUTES = re.compile(r"(?:尊敬的)?[^，,。；;！!？?]{1,30}(?:委员|代表|同志|先生|女士|市委|省委|委员会|工商联|学社|党派|支部)们?\s*[:：]$")
 _ACK_WORDS = re.compile(r"您好|您|你|贵(?:单位|党派|会|组)?|提出的?|关于|的|了|提案|建议|议案|已|收悉|现|特|将|就|有关|情况|办理|答复|如下|经|认真|研究|感谢[^，,。]*?(?:关心|支持|重视)|"
                         r"[第\dA-Za-z号()（）〔〕\[\]\-]|[，,。:：!！、\s]")
 def check_acknowledgement(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
@@ -397,9 +415,14 @@ def check_acknowledgement(part: PlanPart, c: Candidate, ctx: CheckContext) -> Fi
         return _ok("acknowledgement", False)
     # what the sentence says besides acknowledging: by whom it was handled, with whom it was studied (由…领办督办,
     # 经与市科技局…共同研究) is something of its own
-    rest = _ACK_WORDS.sub("", re.sub(r"“[^”]*”|《[^》]*》", "", c.said))
+    rest = re.sub(r"“[^”]*”|《[^》]*》", "", c.said)
+    if not _HANDLING_ASKED.search(part.text):  # who handled it is no answer to a question about anything else
+        rest = _HANDLED.sub("", rest)
+    rest = _ACK_WORDS.sub("", rest)
     if _ACKNOWLEDGES.search(c.said) and len(rest) <= ctx.cfg.acknowledgement_rest:
         return _fail("acknowledgement", "the sentence acknowledges the proposal, it states nothing of its own")
+    if _SALUTES.match(c.said.strip()):
+        return _fail("acknowledgement", "the sentence is the reply's salutation, it states nothing of its own")
     return _ok("acknowledgement")
 
 

@@ -54,7 +54,9 @@ _INLINE = re.compile(rf"(?<![{CN_NUM}])([{CN_NUM}]{{1,3}})是")
 _NOT_BEFORE = set("第之统唯单同万专如不合归划整逐为即总或就也还正都只百千周星初月年号期批个是这每其")
 
 _SENT_END = "。！？!?；;"
-_SENT_RE = re.compile(rf"[^{_SENT_END}\n]*(?:[{_SENT_END}]+[”’\"』」）)]*|$)")
+# a colon followed by a space ends a sentence too: in a reply whose line breaks were lost (…委员: 您提出的…收悉,现答复
+#如下: 近年来,…), the salutation, the acknowledgement and the text each stand alone
+_SENT_RE = re.compile(rf"(?:[^{_SENT_END}\n:：]|[:：](?![ \t\u3000]))*(?:[{_SENT_END}]+[”’\"』」）)]*|[:：][ \t\u3000]+|$)")
 
 
 def split_sentences(text: str) -> list[str]:

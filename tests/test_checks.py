@@ -41,6 +41,11 @@ CASES = [
     ("not_date", "天津市2021年的GDP是多少?", "2021年3月22日", None, False),
     ("not_date", "天津市2021年的GDP是多少?", "2021年全市生产总值15695亿元。", None, True),
     ("not_date", "答复是何时作出的?", "2024年5月20日", None, True),  # a date asked: does not apply
+    ("not_date", "营口标识注册量是多少?", "注册企业数和标识注册量居全省第1位。", None, False),  # a rank is no amount
+    ("not_date", "营口标识注册量排全省第几?", "注册企业数和标识注册量居全省第1位。", None, True),  # a rank asked
+    ("not_date", "营口标识注册量是多少?", "标识注册量达到1200万个,居全省第1位。", None, True),
+    ("unit", "南开区培育了多少家航母级企业?", "以培育一批“航母级”创新型领军企业为目标。", None, False),  # 一批: no count
+    ("unit", "第一批名录有多少家企业?", "第一批名录共30家企业。", None, True),
     ("year", "2023年新增专精特新企业多少家?", "2023年新增专精特新企业120家。", None, True),
     ("year", "2023年新增专精特新企业多少家?", "2022年新增专精特新企业100家。", None, False),
     ("year", "2024年新增专精特新企业多少家?", "今年新增专精特新企业120家。", None, True),  # reply dated 2024
@@ -83,6 +88,12 @@ CASES = [
     ("acknowledgement", "沈阳在支持小微企业数字化转型方面做了哪些工作?", "您提出的“关于支持小微企业数字化转型的提案”已收悉。", None, False),
     ("acknowledgement", "提案由哪位副主席领办督办?", "您的提案由市政协副主席周保林同志领办督办,经与市科技局、市金融工作办公室等共同研究办理,现答复如下:", None, True),
     ("acknowledgement", "沈阳在支持小微企业数字化转型方面做了哪些工作?", "一是设立数字化转型专项资金2000万元。", None, True),
+    ("acknowledgement", "上海市发展改革委答复徐兵、陈志奇委员时,对提案建议持什么态度?", "徐兵、陈志奇委员:", None, False),
+    ("acknowledgement", "河南省如何推动校企产学研合作?", "您提出的《关于加快高新技术企业发展的提案》收悉,经与省教育厅、省人力资源社会保障厅共同研究,现答复如下:", None, False),
+    ("acknowledgement", "这份提案是会同哪些部门办理的?", "您提出的《关于加快高新技术企业发展的提案》收悉,经与省教育厅、省人力资源社会保障厅共同研究,现答复如下:", None, True),
+    ("acknowledgement", "营商环境方面做了哪些工作?", "尊敬的王明代表:", None, False),
+    ("acknowledgement", "主要做法有哪些?", "主要做法如下:", None, True),  # a lead-in, not a salutation (left to coverage)
+    ("acknowledgement", "委员提出了什么?", "委员提出的建议主要包括三个方面,一是加强融资担保体系建设:", None, True),
     ("novel", "参会的5家银行分别是哪几家?", "5家银行和10家企业参会,达成意向融资需求1.13亿元。", None, False),
     ("novel", "参会的5家银行分别是哪几家?", "工商银行、农业银行、中国银行、建设银行、交通银行5家银行参会。", None, True),
     ("novel", "38家小巨人企业共获得多少奖励?", "38家小巨人企业参展。", None, False),

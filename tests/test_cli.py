@@ -163,6 +163,17 @@ def test_english_question(index):
     assert ans["citations"][0]["city"] == "营口市"
 
 
+def test_english_question_names_figures_only_when_one_is_asked(index):
+    """How much … names the figure in the English lead; What … measures … points to the quotes, even when they
+    hold figures (What follow-up work … was answered "over 82,000")."""
+    ans = ask(index, "How much monthly living allowance does Yingkou give to doctoral graduates?")
+    assert "CNY 2,000" in ans["answer"].split("\n")[0]
+    ans = ask(index, "What measures does Shenyang take to support first-time borrowers?")
+    assert not ans["abstained"] and re.search(r"\d", "".join(re.findall(r"[\u4e00-\u9fff]\S*", ans["answer"])))
+    lead = ans["answer"].split("\n")[0]
+    assert "the quoted Chinese text below answers this" in lead and not re.search(r"\d(?!\])", lead), lead
+
+
 def test_comparative_question_cites_both_cities(index):
     ans = ask(index, "哪些城市对首贷户给予贴息?")
     assert not ans["abstained"]

@@ -104,6 +104,11 @@ def test_lead_without_figures_points_to_the_quotes():
     assert "Shenyang (沈阳市)" in lead and "[1]" in lead
 
 
+def test_lead_names_no_figure_when_none_is_asked():
+    lead = english_lead("对博士每月补贴2000元[1]。", [cit(1)], max_figures=0)
+    assert "2000" not in lead and "the quoted Chinese text below answers this [1]" in lead
+
+
 def test_no_citations_no_lead():
     assert english_lead("资料中未找到能回答该问题的内容。", []) == ""
 

@@ -291,6 +291,16 @@ def test_split_sentences_keeps_everything():
     assert parts[-1] == "没有结尾"
 
 
+def test_a_colon_and_a_space_end_a_sentence():
+    """A reply whose line breaks were lost: salutation, acknowledgement and text are three sentences; a colon
+    inside a line (主要做法如下:一是…, 时间:2021年) ends none."""
+    text = "武瑜芳委员: 您的提案收悉,现答复如下: 近年来,深入实施“三区”发展战略。"
+    parts = split_sentences(text)
+    assert "".join(parts) == text and [p.strip() for p in parts] == ["武瑜芳委员:", "您的提案收悉,现答复如下:", "近年来,深入实施“三区”发展战略。"]
+    assert split_sentences("主要做法如下:一是加强。") == ["主要做法如下:一是加强。"]
+    assert split_sentences("时间:2021年3月") == ["时间:2021年3月"]
+
+
 @pytest.mark.parametrize("s,n", [("一", 1), ("十", 10), ("十二", 12), ("二十三", 23), ("7", 7)])
 def test_cn_to_int(s, n):
     assert cn_to_int(s) == n
