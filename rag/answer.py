@@ -59,6 +59,8 @@ def _first_line(chunks: list[Chunk], patterns: tuple[re.Pattern[str], ...]) -> t
 
 
 _PROPOSAL_NO = re.compile(r"第\s*([A-Za-z]*\d{3,})\s*号")
+# a deputy or member named in a question (答复林平代表…, 钟文新委员的提案): the name before the title
+_PROPOSER = re.compile(r"(?:答复|回复|和|与|及|、|^)([\u4e00-\u9fff]{2,3}?)(?<!人大)(?<!政协)(?:代表|委员)(?!会)")
 
 
 def _written_date(iso: str) -> str:
@@ -334,17 +336,26 @@ class ExtractiveAnswerer:
         "consulted": (re.compile(r"(会同|经与|经商|协同|联合|征求|结合|综合|汇总|商)[^。]{2,160}?(研究|意见|办理|答复)"),),
         "cosigners": (re.compile(r"[\u4e00-\u9fff、]{2,40}(代表|委员)[^。，,]{0,4}(联名|共同)|(您|你)与[\u4e00-\u9fff、]{2,40}(代表|委员)"),),
         "issuer": (re.compile(r"^[\u4e00-\u9fff]{2,30}(局|厅|委员会|委|办公室|办|政府|部)$"),),
+        "category": (re.compile(r"(答复|办理)?类别\s*[:：|]?\s*\|?\s*[ABC]\s*类"), re.compile(r"^[ABC]\s*类$")),
     }
 
     def _meta_documents(self, plan: QuestionPlan, hits: list[Hit]) -> list[str]:
         """The replies a question about replies themselves asks of: every retrieved reply holding one of the
         proposal numbers it names when it names several (第0033号提案和第0567号提案…分别是答复谁的), else the first."""
-        named = set(_PROPOSAL_NO.findall(normalise(plan.text)))
+        said = normalise(plan.text)
         docs = list(dict.fromkeys(h.chunk.doc_id for h in hits))
+        named = set(_PROPOSAL_NO.findall(said))
         if len(named) >= 2:
             holding = [d for d in docs if any(n in normalise(h.chunk.text) for h in hits if h.chunk.doc_id == d for n in named)]
             if len(holding) >= 2:
                 return holding
+        # 答复林平代表…和答复钟文新委员…时: the replies whose opening names each deputy or member
+        people = list(dict.fromkeys(_PROPOSER.findall(said)))
+        if len(people) >= 2 and self.section_chunks is not None:
+            opening = {d: normalise(" ".join(c.text for c in self.section_chunks(d, ["前言"]))) for d in docs}
+            holding = [next(d for d in docs if p in opening[d]) for p in people if any(p in opening[d] for d in docs)]
+            if len(set(holding)) >= 2:
+                return list(dict.fromkeys(holding))
         return docs[:1]
 
     def _document_facts(self, plan: QuestionPlan, hits: list[Hit], doc_id: str | None = None) -> list[_Sent]:

@@ -404,6 +404,9 @@ _ACKNOWLEDGES = re.compile(r"收悉|(?:现|特)(?:将|就)?[^。]{0,16}答复如
 # how the acknowledgement says who handled the proposal (由…领办督办, 经与省教育厅…共同研究), and a question asking it
 _HANDLED = re.compile(r"(?:由|经与|经|会同|与)[^，,。]{0,80}?(?:领办督办|督办|领办|共同研究|研究办理|会商|协商|研究)")
 _HANDLING_ASKED = re.compile(r"部门|单位|会同|领办|督办|牵头|协办|哪位|谁|\bwho\b|department|agenc|bureau|office", re.I)
+# what the salutation and the acknowledgement do state about the reply (whom it answers, the proposal's title and
+# number, with whom it was studied): a question asking one of them may be answered from them; not its category
+_ACKNOWLEDGEMENT_STATES = frozenset({"addressee", "topic", "number", "doc_number", "consulted", "cosigners", "issuer", "date"})
 # the salutation a reply opens with (徐兵、陈志奇委员: / 尊敬的王明代表: / 民建市委:): whom it answers, no content
 _SALUTES = re.compile(r"(?:尊敬的)?[^，,。；;！!？?]{1,30}(?:委员|代表|同志|先生|女士|市委|省委|委员会|工商联|学社|党派|支部)们?\s*[:：]$")
 _ACK_WORDS = re.compile(r"您好|您|你|贵(?:单位|党派|会|组)?|提出的?|关于|的|了|提案|建议|议案|已|收悉|现|特|将|就|有关|情况|办理|答复|如下|经|认真|研究|感谢[^，,。]*?(?:关心|支持|重视)|"
@@ -411,7 +414,7 @@ _ACK_WORDS = re.compile(r"您好|您|你|贵(?:单位|党派|会|组)?|提出的
 def check_acknowledgement(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """您提出的《关于…的提案》收悉,现答复如下: the acknowledgement repeats the question's words and answers none
     of it (a question about the reply itself is answered from it by the meta route)."""
-    if part.meta:
+    if set(part.meta) & _ACKNOWLEDGEMENT_STATES:
         return _ok("acknowledgement", False)
     # what the sentence says besides acknowledging: by whom it was handled, with whom it was studied (由…领办督办,
     # 经与市科技局…共同研究) is something of its own

@@ -115,9 +115,12 @@ META_INTENTS: dict[str, re.Pattern[str]] = {
     "cosigners": re.compile(r"联名|共同提出|还有(哪几位|哪些|谁)[^?？]{0,6}(代表|委员)|who (else|co-?signed)|co-?signers?", re.I),
     # the departments the reply was studied with (经会同市科技局…研究答复, 结合…的意见): named in its opening lines
     "consulted": re.compile(r"会同了?(哪些|哪几个|哪个|什么)|(与|和|同)(哪些|哪几个|哪个)(部门|单位|机构)[^?？]{0,6}(共同|一起|联合)?(研究|商议|办理|答复)|"
-                            r"(征求|结合|吸收)了?(哪些|哪几个|哪个)[^?？]{0,16}意见|"
+                            r"(征求|结合|吸收|综合)了?(哪些|哪几个|哪个)[^?？]{0,16}意见|会同或(征求|结合|综合|吸收)了?(哪些|哪几个|哪个)|"
                             r"\bwhich (bodies|departments|agencies|units|offices)\b[^?]{0,80}\b(consult|consulted|studied with|worked with|together with|combine|combined)\b|"
                             r"\b(consult|consulted|studied (it )?with|worked with|together with)\b[^?]{0,40}\bwhich\b|\bopinions of which\b", re.I),
+    # the reply's category as the portals file it (答复类别:B类; A类 solved or adopted, B类 being solved, C类 for reference)
+    "category": re.compile(r"(哪一?类|什么类|几类|哪个类别|什么类别)的?(答复|回复|办理结果)|(答复|回复|办理)的?类别|[ABC]类还是[ABC]类|"
+                           r"\b(reply|response|answer)('s)? (category|class)\b|\bcategory of (the|this|its) (reply|response|answer)\b|\bclassified as\b", re.I),
     "issuer": re.compile(r"(哪个|哪一个|什么)(部门|单位|机关)(答复|回复|作出|办理)|由(谁|哪个部门|哪个单位)(答复|回复|办理)|(答复|回复)(部门|单位|机关)是|which (department|agency|office|bureau) (replied|answered|issued)", re.I),
 }
 

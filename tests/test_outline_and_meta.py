@@ -19,6 +19,7 @@ city: 青岛市
 
 关于市政协十四届三次会议第0412号提案的答复
 发布日期:2023-07-14
+答复类别:A类
 
 王明委员:
 您提出的“关于推动海洋装备企业梯度培育的提案”收悉。经会同市科技局、市财政局、市市场监管局研究,现答复如下:
@@ -36,6 +37,7 @@ city: 青岛市
 
 关于市政协十四届四次会议第0587号提案的答复
 发布日期:2024-06-03
+B类
 
 李华委员:
 您提出的“关于支持远洋渔业企业转型的提案”收悉。经会同市农业农村局研究,现答复如下:
@@ -108,6 +110,10 @@ def test_the_plan_of_these_questions():
 
     assert meta_intents("是会同哪些部门研究答复的?") == ["consulted"]
     assert "consulted" in meta_intents("Which bodies did the Tianjin Science and Technology Commission consult when answering it?")
+    assert meta_intents("这份答复属于哪一类答复?") == ["category"]
+    assert meta_intents("答复类别是什么?") == ["category"]
+    assert "category" in meta_intents("What is the category of the reply to member Wang?")
+    assert meta_intents("有哪几类企业可以申请?") == []  # kinds of firms, not the reply's category
     assert meta_intents("发布时间是哪天?") == ["date"]
     assert "date" in meta_intents("When was Yuanbao District's reply to member Jia Fan published?")
     assert meta_intents("这是第几号建议?") == ["number"]
@@ -137,3 +143,25 @@ def test_the_plan_of_these_questions():
 ])
 def test_a_metadata_date_is_written_as_the_replies_write_it(iso, written):
     assert _written_date(iso) == written
+
+
+def test_the_reply_category_is_quoted_from_its_line(replies):
+    """答复类别:A类 (or a bare B类 line in a portal's header) answers which category a reply is; a reply that
+    states none is refused; two replies asked together each give their own."""
+    a = replies.ask("第0412号提案的答复属于哪一类答复?")
+    assert not a.abstained and "A类" in a.answer and a.citations[0].doc_id == "qd_a", a.answer
+    both = replies.ask("第0412号提案和第0587号提案的答复分别是哪一类答复?")
+    assert not both.abstained and "A类" in both.answer and "B类" in both.answer, both.answer
+    assert {c.doc_id for c in both.citations} == {"qd_a", "qd_b"}
+    assert replies.ask("烟台市赵强代表的建议的答复类别是什么?").abstained
+
+
+def test_replies_to_two_named_members_each_give_their_own_facts(replies):
+    """答复王明委员和李华委员时,分别会同了哪些部门?: the two replies whose openings name them, each quoted."""
+    from rag.answer import _PROPOSER
+
+    assert _PROPOSER.findall("答复林平代表(数字经济)和答复钟文新委员时") == ["林平", "钟文新"]
+    assert _PROPOSER.findall("市人大代表提出的建议") == []
+    a = replies.ask("青岛市答复王明委员和李华委员时,分别会同了哪些部门研究?")
+    assert not a.abstained and {c.doc_id for c in a.citations} == {"qd_a", "qd_b"}, a.answer
+    assert "市科技局" in a.answer and "市农业农村局" in a.answer
