@@ -12,6 +12,7 @@ an amount of some kind (多少家, 多少钱, 比例…) and the best passage st
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Callable
 
 from .checks import NUMBER as _NUMBER
@@ -45,6 +46,13 @@ def _figure_near_head(part: PlanPart) -> list[re.Pattern[str]]:
 def _near_share(patterns: list[re.Pattern[str]], text: str) -> float:
     """The share of the asked things (_figure_near_head) with a figure written beside them in `text`."""
     return sum(1 for rx in patterns if rx.search(text)) / len(patterns) if patterns else 0.0
+
+
+def _repeats_kept(quoted: list[str], window: str, sentence: str) -> float:
+    """哪几个“加速”: a sentence naming the quoted thing several times (加速…能级提升,…加速…梯度培育,…加速…生态建设) is
+    cut to a window keeping as many of them as it can; the share kept (0 when it names it once or not at all)."""
+    counts = [(window.count(q), sentence.count(q)) for q in quoted if sentence.count(q) >= 2]
+    return max((a / b for a, b in counts), default=0.0)
 
 
 def _first_line(chunks: list[Chunk], patterns: tuple[re.Pattern[str], ...]) -> tuple[Chunk, str] | None:
@@ -409,7 +417,9 @@ class ExtractiveAnswerer:
                     s = s.strip()
                     if len(normalise(s)) < 4:
                         continue
-                    s = _clauses_window(s, lambda t: self.coverage(part, t) + fits(normalise(t)), cfg.clause_window)
+                    whole = s
+                    s = _clauses_window(s, lambda t: self.coverage(part, t) + fits(normalise(t)) + (
+                        cfg.list_bonus * _repeats_kept(part.quoted, t, whole) if part.asks_list else 0.0), cfg.clause_window)
                     cov = self.coverage(part, s)
                     # a short sentence that goes on from the one before (截至目前,已为3户企业授信1.59亿元。) is
                     # judged and quoted with it: alone it does not say what it is about
@@ -554,6 +564,8 @@ class ExtractiveAnswerer:
         part = plan.whole or plan.parts[0]
         if self.section_chunks is None or not part.asks_measures:
             return None
+        # which reply is meant (答复严琦委员…时: plan.frame) is what its opening says: judged with the whole question
+        part = replace(part, terms=list(dict.fromkeys([*part.terms, *plan.frame])))
         for doc_id in dict.fromkeys(h.chunk.doc_id for h in hits[:3]):
             chunks = self.section_chunks(doc_id, [])
             opening = " ".join([chunks[0].title if chunks else "", *(c.text for c in chunks if c.section_path[:1] == ["前言"])])

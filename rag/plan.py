@@ -443,6 +443,30 @@ _NAME_SPAN = re.compile(r"“[^”]{1,30}”|\"[^\"]{1,30}\"|《[^》]{1,60}》"
 _PROPOSAL_TITLE = re.compile(r"关于[^,，。;；?？《》“”]{2,40}?的?(建议|提案|议案)(?!中|里)")
 
 
+# the clauses of a question that say which reply is meant, not what is asked of it: whom it answers (答复徐兵、陈志奇
+# 委员时, 在孙建伟代表的建议的答复中), its number (第JY20250126号建议, suggestion JY20250126), who issued it (市发展改革委答复…)
+FRAME = re.compile(
+    r"(?:答复|回复|办理)[^?？，,。；;]{0,40}?(?:代表|委员)(?:等\d*人)?(?:(?:提出)?的[^?？，,。；;]{0,60}?(?:提案|建议|议案))?(?:时|的函|中)?|"
+    r"[^?？，,。；;]{0,12}?(?:代表|委员)(?:等\d*人)?(?:提出)?的[^?？，,。；;]{0,60}?(?:提案|建议|议案)(?:的答复|的回复)?(?:中|时|里)?|"
+    r"第?\s*[A-Za-z]*\d{3,}\s*号(?:提案|建议|议案)?|"
+    r"[\u4e00-\u9fff]{2,14}?(?:局|委|厅|办|部|政府)(?=在?(?:答复|回复))|"
+    r"\b(?:suggestion|proposal|motion)s?\s+(?:No\.?\s*)?[A-Za-z]*\d{3,}\b", re.I)
+
+
+def frame_terms(text: str, terms: list[str]) -> list[str]:
+    """The key terms written only in the clauses that say which reply is meant (FRAME); none when the question
+    asks nothing else (答复王明委员的提案时?)."""
+    spans = [m.span() for m in FRAME.finditer(text)]
+    if not spans:
+        return []
+    inside = " ".join(text[a:b] for a, b in spans).lower()
+    rest = text.lower()
+    for a, b in reversed(spans):
+        rest = rest[:a] + " " + rest[b:]
+    frame = [t for t in terms if t in inside and t not in rest]
+    return frame if len(frame) < len(terms) else []
+
+
 def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
     """The plan of one asked thing; its own terms count twice, the rest of the question once (a later part
     leaves its subject to the first one: …服务平台为多少家企业授信?授信金额是多少?)."""
@@ -451,6 +475,8 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
     else:
         low = normalise(f"{part} {expand_english(part)}").lower()
         terms = [t for t in plan.terms if t in low] + plan.terms
+    if plan.frame and not plan.meta:  # which reply is meant is the retriever's to find, not the sentence's to say
+        terms = [t for t in terms if t not in plan.frame] or terms
     # 《上海市2013-2015年…办法》 and 关于壮大…企业规模的建议 are names, not the year or the figure asked about
     asked = _PROPOSAL_TITLE.sub("", re.sub(r"《[^》]*》", "", part))
     english = is_english(part)
@@ -540,7 +566,8 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
         plan.kind = "meta"
     elif asks_for_section(simple):
         plan.kind = "section"
-    work = plan if simple == text else QuestionPlan(text=simple, terms=plan.terms, alts=plan.alts)
+    plan.frame = frame_terms(simple, plan.terms)
+    work = plan if simple == text else QuestionPlan(text=simple, terms=plan.terms, alts=plan.alts, frame=plan.frame)
     plan.parts = [analyze_part(p, work) for p in question_parts(simple)]
     for prev, part in zip(plan.parts, plan.parts[1:]):  # 2020年上半年…是多少?占…的比重提升到了多少?: the same part of the year
         if not part.period and not part.years and not part.years_en:

@@ -172,6 +172,9 @@ class QuestionPlan:
     official: str = ""  # the documents' wording of everyday words (头一回 -> 首次), for BM25
     about_reply: bool = False  # it asks of a reply as a whole (答复…提案时, …建议的答复中), not of one of its sections
     respectively: bool = False  # it asks each of several things (分别, 各自): a field of each reply it names, not the first's
+    # key terms that only say which reply is meant (答复徐兵、陈志奇委员时, 第JY20250126号建议, 发展改革委答复…): they
+    # find the reply (plan.terms), they are not what a sentence must say (left out of each part's terms)
+    frame: list[str] = field(default_factory=list)
 
     @property
     def comparative(self) -> bool:
@@ -193,7 +196,7 @@ class QuestionPlan:
             "text": self.text, "kind": self.kind, "language": self.language, "meta": self.meta,
             "cities": self.cities, "years": self.years, "unknown_places": self.unknown_places,
             "terms": self.terms, "expansion": self.expansion, "official": self.official, "about_reply": self.about_reply,
-            "parts": [p.to_dict() for p in self.parts],
+            "frame": self.frame, "parts": [p.to_dict() for p in self.parts],
         }
 
 

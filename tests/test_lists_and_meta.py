@@ -137,6 +137,9 @@ def test_list_questions_are_section_questions_not_figures():
     assert asks_for_section("在介绍全省民营经济发展基本情况时讲了哪几点?")
     assert asks_for_section("从哪几个方面进行了说明?") and not asks_number("从哪几个方面进行了说明?")
     assert asks_for_section("建议从哪四个方面提出支持本土企业?")
+    assert asks_for_section("在“政策制定和实施情况”方面介绍了什么?")
+    assert asks_for_section("针对这条建议,介绍了哪些已有工作?")
+    assert not asks_for_section("在融资方面每家企业最高补贴多少?")  # a figure asked
     assert not asks_number("哪几家企业获得了奖励?") and asks_number("有几家企业获得了奖励?")
 
 

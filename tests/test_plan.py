@@ -337,3 +337,24 @@ def test_the_figures_a_question_states_are_read_once_in_the_plan():
     assert p.figures == [("100", "亿", "元")] and p.figure_numbers == ["100"] and not p.confirms
     assert analyze("营口市是否对博士每月补贴2500元?", _Lex()).parts[0].confirms
     assert analyze("How many of the 320-plus leading enterprises belong to the chain?", _Lex()).parts[0].figure_numbers == ["320"]
+
+
+@pytest.mark.parametrize("question, frame, kept", [
+    # whom the reply answers, who issued it: they find the reply, no sentence has to say them
+    ("上海市发展改革委答复徐兵、陈志奇委员时,对提案建议持什么态度?", {"徐兵", "陈志奇", "委员", "发展改革委"}, {"态度"}),
+    ("What overall trend does Wuhan's reply to suggestion JY20250126 say the private economy shows?", {"jy20250126"}, {"民营"}),
+    ("营口市对孙建伟代表的建议答复了什么?", set(), {"孙建伟"}),  # nothing else asked: no frame
+    ("营口对博士每月补贴多少?", set(), {"博士"}),
+])
+def test_frame_terms_say_which_reply_not_what_is_asked(question, frame, kept):
+    p = analyze(question, _Lex())
+    assert frame <= set(p.frame) and not (set(p.frame) & kept), p.frame
+    assert set(p.frame) <= set(p.terms)  # still searched for
+    for part in p.parts:
+        assert not set(part.terms) & set(p.frame)
+    assert kept <= {t for part in p.parts for t in part.terms} | set(p.expansion.split())
+
+
+def test_a_meta_question_keeps_its_frame_terms():
+    p = analyze("上海市发展改革委答复徐兵、陈志奇委员的答复日期是哪天?", _Lex())
+    assert p.meta and all("徐兵" in part.terms for part in p.parts)
