@@ -16,7 +16,7 @@ from .config import AnswerConfig
 from .places import short_name
 from .textproc import DATES as _DATE
 from .textproc import NAMES as _NAMES
-from .textproc import cn_numbers_to_digits, domain_terms, equivalents, figures, marker_style, mentions, normalise, tokenize, unit_pattern
+from .textproc import cn_numbers_to_digits, domain_terms, equivalents, figures, marker_style, mentions, normalise, tagged_words, tokenize, unit_pattern
 from .types import Chunk, Finding, Hit, PlanPart
 
 # a figure in a sentence: digits, or Chinese numerals with a measure word
@@ -286,6 +286,24 @@ def measured_stem(term: str, known: Callable[[str], bool]) -> str:
     return term
 
 
+def unused_topic(part: PlanPart, known: Callable[[str], bool]) -> str:
+    """A noun of the question no indexed reply uses, before a noun they do (低空经济: 低空 never, 经济 often):
+    the question names a topic none of them is about. "" otherwise: a word no reply uses, beside no
+    noun they use or with a thesaurus entry (帮企业省下借钱的开销), may be a paraphrase."""
+    words = tagged_words(part.text)
+
+    def unused(w: str) -> bool:
+        return any(w in t for t in part.terms) and len(w) >= 2 and not part.alts.get(w) and not re.search(r"[0-9a-z]", w) and not any(known(e) for e in equivalents(w))
+
+    for (w1, f1), (w2, f2) in zip(words, words[1:]):  # the unused noun modifies the used one (低空 经济)
+        if f1 in _NOUNS and f2 in _NOUNS and unused(w1) and len(w2) >= 2 and known(w2):
+            return w1
+    return ""
+
+
+_NOUNS = frozenset({"n", "nz", "vn"})  # jieba's common nouns (names of people and places, nr/ns, are not topics)
+
+
 def check_head(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """The thing a figure is asked about (多少购房补贴 -> 购房, 补贴) is in the passage, exactly, in the documents'
     wording, or most of its characters in the sentence. A last head word no reply uses (借钱的开销) is left to
@@ -484,6 +502,9 @@ def check_holder(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
         return _ok("holder")
     return _fail("holder", f"who {part.holder} asked, the sentence does not say who does")
 
+
+# checks of the whole question rather than of one candidate sentence (turned off the same way: `--ablate`, disabled_checks)
+ROUTE_CHECKS = ("unused_topic",)  # a comparative question about a topic no indexed reply uses (unused_topic)
 
 CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "grounded": check_grounded,

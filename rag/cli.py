@@ -359,13 +359,14 @@ def train_sets() -> list[str]:
 
 
 def _check_names(names: list[str]) -> list[str]:
-    from .checks import CHECKS
+    from .checks import CHECKS, ROUTE_CHECKS
 
+    known = [*CHECKS, *ROUTE_CHECKS]
     if names == ["all"]:
-        return list(CHECKS)
-    bad = [n for n in names if n not in CHECKS]
+        return known
+    bad = [n for n in names if n not in known]
     if bad:
-        raise UserError(f"unknown check {', '.join(bad)}: one of {', '.join(CHECKS)} or all", 2)
+        raise UserError(f"unknown check {', '.join(bad)}: one of {', '.join(known)} or all", 2)
     return names
 
 

@@ -75,6 +75,20 @@ def _jieba():
     return tk
 
 
+@lru_cache(maxsize=1)
+def _tagger():
+    from jieba.posseg import POSTokenizer
+
+    return POSTokenizer(_jieba())
+
+
+def tagged_words(text: str) -> list[tuple[str, str]]:
+    """jieba's words of `text` (normalised, lower-cased) with their part of speech (n, v, ns …), on the same
+    dictionary as tokenize()."""
+    text = to_simplified(unicodedata.normalize("NFKC", text)).lower()
+    return [(w.word, w.flag) for w in _tagger().cut(text) if w.word.strip()]
+
+
 def word_spans(text: str) -> list[tuple[str, int, int]]:
     """jieba's words of `text` as it is (no normalisation, so offsets index `text`): (word, start, end)."""
     return list(_jieba().tokenize(text))

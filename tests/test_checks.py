@@ -306,3 +306,21 @@ def test_figures_are_amounts_and_counts_not_dates_numbers_or_names():
     assert figures("对市政协十四届三次会议第0378号提案的答复(豫工信办案〔2020〕120号)") == set()
     assert figures("2023年3月1日起,“千人帮千企”行动") == set()
     assert figures("3.50亿元") == figures("3.5亿元")
+
+
+@pytest.mark.parametrize("question, known, topic", [
+    ("各地对从事低空经济的中小企业有哪些专项补贴政策?", {"经济", "中小企业", "补贴", "政策", "专项"}, "低空"),
+    ("哪些城市对首贷户给予贴息?", {"首贷户", "贴息", "城市"}, ""),
+    ("哪些城市帮企业省下借钱的开销?", {"企业", "城市"}, ""),  # unused words alone: a paraphrase, not a topic
+])
+def test_unused_topic(question, known, topic):
+    from rag.checks import unused_topic
+
+    part = analyze(question, _Lex()).parts[0]
+    assert unused_topic(part, lambda w: w in known) == topic
+
+
+def test_a_comparative_question_about_a_topic_no_reply_uses_is_refused(eval_pipeline):
+    a = eval_pipeline.ask("各地对从事低空经济的中小企业有哪些专项补贴政策?")
+    assert a.abstained and any("低空" in w.get("reason", "") for w in a.why), a.why
+    assert not eval_pipeline.ask("哪些城市对首贷户给予贴息?").abstained
