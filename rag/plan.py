@@ -467,6 +467,20 @@ def frame_terms(text: str, terms: list[str]) -> list[str]:
     return frame if len(frame) < len(terms) else []
 
 
+# how a clause asks (QWORD, and the yes/no forms: 能不能同时办, 是否, 有没有, …吗)
+_ASKING = re.compile(rf"{QWORD.pattern}|怎么|能不能|能否|可不可以|可否|有没有|是不是|吗[?？]?$", re.I)
+
+
+def asking_clauses(part: str) -> str:
+    """The clauses of a question that ask (供地和项目审批能不能同时办), when others only set the scene (在辽宁的开发区
+    拿到工业用地的企业想尽快动工); "" when every clause asks or the question is one clause."""
+    clauses = [c for c in re.split(r"[,，;；]", part) if c.strip()]
+    if len(clauses) < 2 or is_english(part):
+        return ""
+    asking = [c for c in clauses if _ASKING.search(c)]
+    return "，".join(asking) if asking and len(asking) < len(clauses) else ""
+
+
 def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
     """The plan of one asked thing; its own terms count twice, the rest of the question once (a later part
     leaves its subject to the first one: …服务平台为多少家企业授信?授信金额是多少?)."""
@@ -475,6 +489,12 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
     else:
         low = normalise(f"{part} {expand_english(part)}").lower()
         terms = [t for t in plan.terms if t in low] + plan.terms
+    # 郑州重新理权责清单时,那些交给中介机构就能办的事是怎么处理的?: the clause that asks says what the sentence must
+    # be about, the clauses before it where to look; its terms count once more
+    focus = asking_clauses(part)
+    if focus:
+        low = normalise(f"{focus} {expand_english(focus)}").lower()
+        terms = [t for t in plan.terms if t in low] + terms
     if plan.frame and not plan.meta:  # which reply is meant is the retriever's to find, not the sentence's to say
         terms = [t for t in terms if t not in plan.frame] or terms
     # 《上海市2013-2015年…办法》 and 关于壮大…企业规模的建议 are names, not the year or the figure asked about

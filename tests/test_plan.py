@@ -358,3 +358,19 @@ def test_frame_terms_say_which_reply_not_what_is_asked(question, frame, kept):
 def test_a_meta_question_keeps_its_frame_terms():
     p = analyze("上海市发展改革委答复徐兵、陈志奇委员的答复日期是哪天?", _Lex())
     assert p.meta and all("徐兵" in part.terms for part in p.parts)
+
+
+@pytest.mark.parametrize("question, focus", [
+    ("郑州重新理权责清单时,那些交给行业协会或中介机构就能办的事是怎么处理的?", "那些交给行业协会或中介机构就能办的事是怎么处理的?"),
+    ("在辽宁的开发区拿到工业用地的企业想尽快动工,供地和项目审批能不能同时办?", "供地和项目审批能不能同时办?"),
+    ("营口对博士每月补贴多少?", ""),  # one clause
+    ("营口对博士补贴多少,对硕士补贴多少?", ""),  # every clause asks
+])
+def test_the_asking_clause_is_the_focus(question, focus):
+    from rag.plan import asking_clauses
+
+    assert asking_clauses(question) == focus
+    p = analyze(question, _Lex())
+    if focus:  # its terms count once more than the scene's
+        terms = p.parts[0].terms
+        assert terms.count("中介机构" if "中介" in question else "审批") > terms.count("权责" if "权责" in question else "开发区")
