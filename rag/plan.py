@@ -424,6 +424,18 @@ def grounding_terms(terms: list[str]) -> list[str]:
     return [t for t in terms if not re.fullmatch(r"[\d.]+|年|月|日", t)]
 
 
+_LONG_STOP = sorted((w for w in QUESTION_STOP if len(w) >= 3), key=len, reverse=True)
+
+
+def _inside_stop(term: str, topic: str) -> bool:
+    """Is every occurrence of `term` part of a question word (不能 of 能不能, 没有 of 有没有)? Such a sub-word of
+    cut_for_search asks, it names nothing."""
+    spans = [(m.start(), m.end()) for w in _LONG_STOP if term in w and term != w for m in re.finditer(re.escape(w), topic)]
+    if not spans:
+        return False
+    return all(any(a <= m.start() and m.end() <= b for a, b in spans) for m in re.finditer(re.escape(term), topic))
+
+
 def _key_terms(topic: str) -> tuple[list[str], dict[str, tuple[str, ...]], str]:
     terms = tokenize(topic, for_search=True)
     # everyday words with a thesaurus entry become one term each (头一回, not 一回); the documents' wording
@@ -431,7 +443,7 @@ def _key_terms(topic: str) -> tuple[list[str], dict[str, tuple[str, ...]], str]:
     phrases = [(p, g) for p, g in find_synonyms(topic) if p not in QUESTION_STOP]
     colloquial = [p for p, g in phrases if p != g[0]]
     terms = [t for t in terms if not any(t != p and t in p for p in colloquial)] + [p for p, _ in phrases]
-    terms = [t for t in dict.fromkeys(terms) if t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t)]
+    terms = [t for t in dict.fromkeys(terms) if t not in QUESTION_STOP and not re.fullmatch(r"[a-z]+", t) and not _inside_stop(t, topic)]
     alts = {t: e for t in terms if len(e := equivalents(t)) > 1}
     digits = cn_numbers_to_digits(topic)
     official = " ".join(dict.fromkeys([g[0] for p, g in phrases if p != g[0]] + ([digits] if digits != topic else [])))

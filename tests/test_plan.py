@@ -374,3 +374,10 @@ def test_the_asking_clause_is_the_focus(question, focus):
     if focus:  # its terms count once more than the scene's
         terms = p.parts[0].terms
         assert terms.count("中介机构" if "中介" in question else "审批") > terms.count("权责" if "权责" in question else "开发区")
+
+
+def test_a_sub_word_of_a_question_word_is_no_key_term():
+    """能不能 asks; its sub-word 不能 names nothing there, though it does in 哪些企业不能申请."""
+    assert "不能" not in analyze("供地和项目审批能不能同时办?", _Lex()).terms
+    assert "不能" in analyze("哪些企业不能申请贴息?", _Lex()).terms
+    assert "没有" not in analyze("有没有针对首贷户的贴息?", _Lex()).terms
