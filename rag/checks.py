@@ -360,6 +360,11 @@ def check_not_date(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
         return _ok("not_date", False)
     rest = _DATE.sub(" ", c.said)
     if not _RANK_ASKED.search(part.text):
+        # 注册企业数和标识注册量居全省第1位: the clause naming the thing asked gives its rank, not its amount
+        # (a clause of it with an amount beside the thing asked, 已建成上线5个…节点, answers though another ranks it)
+        named = [x for x in re.split(r"[，,；;。]", c.said) if any(mentions(x, h) for h in part.heads)]
+        if any(_RANK_STATED.search(x) for x in named) and not any(NUMBER.search(_RANK_STATED.sub(" ", _DATE.sub(" ", x))) for x in named):
+            return _fail("not_date", f"{part.heads[0]} asked, the sentence gives its rank, not its amount")
         rest = _RANK_STATED.sub(" ", rest)
     return _ok("not_date") if NUMBER.search(_VAGUE.sub(" ", rest)) else _fail(
         "not_date", "an amount asked, the sentence states only a date or a rank")
