@@ -318,7 +318,7 @@ class ExtractiveAnswerer:
         for h in hits[: 5 if several else 3]:
             if h.chunk.ordinal != 0 or any(g[1][0].hit.chunk.doc_id == h.chunk.doc_id for g in groups):
                 continue  # a reply's record is at its head
-            found = asked_fields(plan.text, h.chunk.text, self.cfg.field_label_chars)
+            found = asked_fields(plan.search_text, h.chunk.text, self.cfg.field_label_chars)  # with an English question's glossary words
             if found:
                 groups.append((h.chunk.city if several else None, [_Sent(h.chunk.text[f.start:f.end], h, 1.0, 1.0, True, i) for i, f in enumerate(found)]))
                 self._why.append({"decision": "answer", "route": "field", "doc": h.chunk.doc_id, "fields": [f.label for f in found]})

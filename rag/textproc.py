@@ -436,11 +436,13 @@ class Field:
     end: int
 
     def names(self) -> list[str]:
-        """What the label is called, spaces and brackets aside: 索引号; 主办单位 and 分办单位; 备注 and 文号."""
+        """What the label is called, spaces and brackets aside: 索引号; 主办单位 and 分办单位; 备注 and 文号; a label
+        of the proposal's record also without the word for the proposal (建议办理类型 is its 办理类型)."""
         flat = re.sub(r"\s+", "", self.label)
         inner = re.findall(r"[(（]([^()（）]+)[)）]", flat)
         outer = re.sub(r"[(（][^()（）]*[)）]", "", flat)
-        return [n for part in [outer, *inner] for n in part.split("/") if n]
+        names = [n for part in [outer, *inner] for n in part.split("/") if n]
+        return names + [m.group(1) for n in names if (m := re.fullmatch(r"(?:建议|提案|议案)(.{4,})", n))]
 
 
 def header_fields(text: str) -> list[Field]:

@@ -29,6 +29,7 @@ def test_header_fields_are_the_records_label_value_pairs():
 
 @pytest.mark.parametrize("label, names", [
     ("索 引 号", ["索引号"]), ("主办单位(分办单位)", ["主办单位", "分办单位"]), ("备注/文号", ["备注", "文号"]),
+    ("建议办理类型", ["建议办理类型", "办理类型"]), ("建议类型", ["建议类型"]),  # the proposal's word aside, 4 characters left
 ])
 def test_field_names_ignore_spaces_brackets_and_alternatives(label, names):
     assert Field(label, "x", 0, 1).names() == names
@@ -80,3 +81,10 @@ def test_a_question_naming_a_field_gets_its_value_quoted(pipe):
 def test_a_count_of_another_measure_word_is_refused(pipe):
     a = pipe.ask("青岛市企业服务专员一共回收了多少份调查问卷?")
     assert a.abstained, a.answer
+
+
+def test_an_english_question_names_a_field_through_the_glossary(eval_pipeline):
+    """handling type and content classification are the record's 建议办理类型 and 内容分类 (四川省's record)."""
+    a = eval_pipeline.ask("In Sichuan's record of the suggestion on Yibin's bid to become a national innovative pilot city, what is its handling type and content classification?")
+    assert not a.abstained and "政府类" in a.answer and "地区发展" in a.answer, a.answer
+    assert any(w.get("route") == "field" for w in a.why)
