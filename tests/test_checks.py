@@ -33,6 +33,7 @@ CASES = [
     # check, question, sentence, passage (None = the sentence), passes?
     ("unit", "沈阳市累计增加首贷户多少户?", "累计增加首贷户1200户。", None, True),
     ("unit", "沈阳市累计增加首贷户多少户?", "累计发放首贷资金12亿元。", None, False),
+    ("unit", "河南回收了多少份有效问卷?", "对3700多家企业开展调查,涵盖了15个行业。", None, False),  # 份 asked, 个 is another count
     ("unit", "营口对博士每月补贴多少钱?", "博士每月补贴2000元。", None, True),
     ("unit", "营口对博士每月补贴多少钱?", "博士每月补贴按规定执行。", None, False),
     ("unit", "贷款贴息比例是多少?", "按贷款利息的50%给予贴息。", None, True),
@@ -327,3 +328,23 @@ def test_a_comparative_question_about_a_topic_no_reply_uses_is_refused(eval_pipe
     a = eval_pipeline.ask("各地对从事低空经济的中小企业有哪些专项补贴政策?")
     assert a.abstained and any("低空" in w.get("reason", "") for w in a.why), a.why
     assert not eval_pipeline.ask("哪些城市对首贷户给予贴息?").abstained
+
+
+def test_a_quote_no_reply_uses_is_the_askers_wording():
+    """“抵押加信用” is in no reply (they write “抵押+信用”): a paragraph with most of its characters names it; an
+    invented name (“金小二”) is still not named by a paragraph about “三贷中心”."""
+    ctx = CheckContext(AnswerConfig(), known=lambda w: w not in {"抵押加信用", "金小二"})
+    part = analyze("沈阳银行用“抵押加信用”的办法给多少户企业放款?", _Lex()).parts[0]
+    assert CHECKS["quoted"](part, _cand("组织银行通过“抵押+信用”方式,对20户企业给予贷款。"), ctx).ok
+    part = analyze("“金小二”服务了多少家企业?", _Lex()).parts[0]
+    assert not CHECKS["quoted"](part, _cand("已服务企业300家。", "“三贷中心”已服务企业300家。"), ctx).ok
+
+
+def test_a_concept_written_after_another_is_a_kind_of_it():
+    """专精特新小公司 are 专精特新 firms: a passage about 专精特新企业 names them; 小公司 alone is not 专精特新."""
+    ctx = CheckContext(AnswerConfig(), known=lambda w: True)
+    part = analyze("郑州的专精特新小公司想跟国外大牌企业合作,政府鼓励哪些方式?", _Lex()).parts[0]
+    assert {"专精特新", "小公司"} <= set(part.concepts)
+    assert CHECKS["concept"](part, _cand("鼓励有条件的专精特新企业以参股、换股、并购等形式与国际品牌企业合作。"), ctx).ok
+    part = analyze("郑州的小公司想跟国外大牌企业合作,政府鼓励哪些方式?", _Lex()).parts[0]
+    assert not CHECKS["concept"](part, _cand("鼓励有条件的专精特新企业以参股、换股、并购等形式与国际品牌企业合作。"), ctx).ok
