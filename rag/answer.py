@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Callable
 
 from .checks import NUMBER as _NUMBER
-from .checks import Candidate, CheckContext, names_several, run_checks, states_figure, unused_topic
+from .checks import CHECKS, Candidate, CheckContext, names_several, run_checks, states_figure, unused_topic
 from .config import AnswerConfig
 from .decide import Decider, features, load_decider
 from .english import english_lead, english_refusal
@@ -26,6 +26,10 @@ from .textproc import ITEM_MARKER, asked_fields, best_heading, domain_terms, equ
 from .types import Answer, Chunk, Citation, DocMeta, Finding, Hit, PlanPart, QuestionPlan
 
 _Sent = Candidate  # a candidate sentence (rag.checks.Candidate)
+# the checks a comparative answer's figure must pass in each reply it lists (the fact route weighs every check; the
+# kind of figure and the year are not asked of each reply alike: 各合并了多少件 is answered by 7个提案, 2021年和2023年…
+# by one year each)
+_FIGURE_CHECKS = ("not_date",)
 NOT_FOUND = "资料中未找到能回答该问题的内容。"
 ABOUT_TOOL = ("这个问题问的是本工具自身,不是已收录的答复。本工具只根据已收录的政府答复原文回答,每句答案都标注出处;"
               "请就答复的内容提问,例如“营口市对博士每月补贴多少?”")
@@ -692,6 +696,10 @@ class ExtractiveAnswerer:
         names = quoted or [t for t in plan.terms if t in domain_terms()]
         ctx = self._context(plan)
         for doc_id, doc_hits, ranked in per_doc:
+            if whole.asks_number:  # 多少名专家: a reply's sentence states a figure (not only a date), or the reply is left out
+                ranked = [s for s in ranked if s.has_number and all(CHECKS[n](whole, s, ctx).ok for n in _FIGURE_CHECKS if n not in self.disabled)]
+                if not ranked:
+                    continue
             if quoted:  # the sentences naming it first
                 ranked.sort(key=lambda s: not all(mentions(normalise(s.text).lower(), p) for p in quoted))
             best = ranked[0]

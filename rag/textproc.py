@@ -301,8 +301,10 @@ _HEADING_FILLER = re.compile(r"进一步|大力|加大|力度|着力|持续|不�
 
 
 def heading_match(label: str, question: str) -> float:
-    """Share of a heading's character bigrams found in the question (markers and 方面 ignored)."""
-    core = ITEM_MARKER.sub("", label)
+    """Share of a heading's character bigrams found in the question (markers and 方面 ignored), both read in
+    simplified characters (二、關于增強民營企業核心競爭力的問題 is asked as 增强民营企业核心竞争力)."""
+    core = ITEM_MARKER.sub("", to_simplified(label))
+    question = to_simplified(question)
     core = re.sub(r"^(在|关于)|方面$", "", core)
     core = _HEADING_FILLER.sub("", core) or core
     hb = _bigrams(core)

@@ -213,3 +213,38 @@ def test_a_lead_inside_an_item_does_not_list_its_siblings():
     lead = chunk(3, "围绕企业上市,主要开展了以下工作:\n一是建立上市后备库。\n二是给予上市奖励。", ["二、上市方面"])
     found = listed_items([lead], lead, lambda s: "上市" in s)
     assert found is not None and len(found[1]) == 2
+
+
+_EXPERTS_A = """source: http://example.invalid/ja
+city: 济南市
+
+关于推进创新型城市建设的建议的答复
+济南市科技局将组织专家对试点建设方案进行评议咨询,争取尽快获批。
+"""
+_EXPERTS_B = """source: http://example.invalid/yt
+city: 烟台市
+
+关于推进创新型城市建设的建议的答复
+烟台市科技局组织12名专家对试点建设方案进行了评议咨询。
+"""
+
+
+@pytest.fixture(scope="module")
+def two_cities(tmp_path_factory):
+    return pipeline_over(tmp_path_factory.mktemp("experts"), {"jinan": _EXPERTS_A, "yantai": _EXPERTS_B})
+
+
+def test_a_comparative_figure_question_lists_only_replies_stating_a_figure(two_cities):
+    """济南和烟台评议试点方案的专家组各有多少名专家?: 烟台 states 12名, 济南 only that experts were asked."""
+    a = two_cities.ask("济南和烟台组织评议试点建设方案的专家组各有多少名专家?")
+    assert not a.abstained and "12名" in a.answer, a.answer
+    assert {c.doc_id for c in a.citations} == {"yantai"}
+    assert two_cities.ask("济南和烟台组织评议试点建设方案的专家各有多少人?").citations[0].doc_id == "yantai"
+
+
+def test_a_heading_in_traditional_characters_matches_a_simplified_question():
+    from rag.textproc import heading_match
+
+    assert heading_match("二、關于增強民營企業核心競爭力的問題", "秭归县在增强民营企业核心竞争力方面做了哪些工作?") > 0.7
+    assert heading_match("二、關于增強民營企業核心競爭力的問題", "秭归县在增强民营企业核心竞争力方面做了哪些工作?") == heading_match(
+        "二、关于增强民营企业核心竞争力的问题", "秭归县在增强民营企业核心竞争力方面做了哪些工作?")
