@@ -476,6 +476,10 @@ def check_novel(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
         return _ok("novel", bool(asked))
     if part.asks_number and said <= asked:
         return _fail("novel", "the sentence's only figures are the question's own")
+    need = unit_pattern(part.unit) if part.asks_number and part.unit else None
+    kind = {n for n, m, u in figures(c.said) if need is not None and need.search(f"{n}{m}{u}")}
+    if kind and kind <= asked:  # 80.51万户中微型企业有多少户?: 全省中小微企业累计达80.51万户 counts the whole, asked already
+        return _fail("novel", f"the sentence's only {part.unit} figures are the question's own")
     if not part.asks_number and said & asked and not names_several_new(c.said, normalise(part.text)):
         return _fail("novel", "the things the question counts asked for, the sentence counts them again and names none")
     return _ok("novel")
