@@ -162,6 +162,20 @@ def check_district(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     return _fail("district", f"district {missing[0]} asked, the passage names another place") if missing else _ok("district")
 
 
+def check_level(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
+    """市级专精特新企业的奖励 is not answered by 对国家级、省级…分别奖励100万元、20万元: a sentence naming levels names
+    the one asked."""
+    if not part.levels:
+        return _ok("level", False)
+    stated = set(_LEVEL.findall(c.said))
+    if stated and not stated & set(part.levels):
+        return _fail("level", f"{part.levels[0]}级 asked, the sentence names {'、'.join(sorted(stated))}级")
+    return _ok("level")
+
+
+_LEVEL = re.compile(r"(国家|省|市|区|县)级")
+
+
 def check_place(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     """哈尔滨的融资担保基金 has no reply of its own; only a passage that writes about 哈尔滨 can answer it."""
     if not part.places:
@@ -535,6 +549,7 @@ CHECKS: dict[str, Callable[[PlanPart, Candidate, CheckContext], Finding]] = {
     "kind": check_kind,
     "ordinal": check_ordinal,
     "district": check_district,
+    "level": check_level,
     "place": check_place,
     "year": check_year,
     "month": check_month,

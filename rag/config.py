@@ -58,7 +58,7 @@ class AnswerConfig:
     # checks whose failure refuses a sentence before the learned decision sees it: what the question names
     # explicitly (a year, a month, an ordinal, a district, a quoted name, the field's concept, the head noun, the kind of
     # benefit or figure) must be the sentence's; the rest are the model's features
-    veto_checks: str = "grounded,anchored,year,month,ordinal,district,place,quoted,concept,kind,head,unit,not_date,qualifier,period,flow,name,english_head,acknowledgement,novel,figures,event,holder"
+    veto_checks: str = "grounded,anchored,year,month,ordinal,district,level,place,quoted,concept,kind,head,unit,not_date,qualifier,period,flow,name,english_head,acknowledgement,novel,figures,event,holder"
     wrong_answer_cost: float = 1.0  # `rag train`: the threshold's cost of answering an unanswerable part, a wrong refusal costing 1
     train_c: float = 0.1  # `rag train`: inverse regularisation of the logistic regression (chosen on held-out-place folds)
     candidates: int = 8  # sentences per question part judged by the decision, best heuristic score first

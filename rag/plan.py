@@ -80,6 +80,8 @@ _MEASURES_ASKED = re.compile(r"(?:哪些|哪几[个项条]?|什么)(?:主要|具
 # a question about a reply as a whole (答复王明委员…的提案时, 在…建议的答复中)
 _ABOUT_REPLY = re.compile(r"(?:提案|建议|议案)[》”]?(?:时|中|里|的答复|答复|的回复|的办理)|(?:答复|回复|办理)[^?？，,]{0,40}(?:提案|建议|议案)[》”]?时|"
                           r"\b(?:when|in) (?:answering|replying to|handling)\b", re.I)
+# the level of government a recognition or an award belongs to (市级专精特新, 省级小巨人, 国家级示范平台)
+LEVELS = re.compile(r"(国家|省|市|区|县)级")
 # a name asked (叫什么名字, 名称是什么): the answer is a name, not a count
 _NAME_ASKED = re.compile(r"叫什么|什么名|名称|名字|何名|(?:分别)?是?哪几家(?![^?？，,]{0,12}(?:多少|几))|\bwhat is (?:it|the \w+) called\b|\bwhat (?:is|was) the name\b|\bnamed what\b", re.I)
 # the words of an English quantity question's head (how much registered capital … -> registered capital)
@@ -528,6 +530,7 @@ def analyze_part(part: str, plan: QuestionPlan) -> PlanPart:
         months=[int(a or b) for a, b in _MONTH.findall(asked)],
         ordinals=_ORDINAL.findall(asked),
         districts=districts_named(asked),
+        levels=list(dict.fromkeys(LEVELS.findall(asked))),
         quoted=quoted_phrases(part),
         kinds=_KIND_ASKED.findall(part),
         concepts=_named_concepts(plan.terms, part),

@@ -127,6 +127,7 @@ class PlanPart:
     months: list[int] = field(default_factory=list)
     ordinals: list[str] = field(default_factory=list)  # 第二批
     districts: list[str] = field(default_factory=list)  # 黄埔 (of 黄埔区)
+    levels: list[str] = field(default_factory=list)  # the level of government a recognition is asked at: 市级 -> 市 (国家, 省, 市, 区, 县)
     quoted: list[str] = field(default_factory=list)  # “企业家日”
     kinds: list[str] = field(default_factory=list)  # 有什么奖励 -> 奖励
     concepts: list[str] = field(default_factory=list)  # the field's named concepts (首贷户, 创新型中小企业)
