@@ -19,6 +19,7 @@ from .textproc import (
     asks_for_section,
     asks_number,
     cn_numbers_to_digits,
+    colloquial,
     domain_terms,
     equivalents,
     expand_english,
@@ -403,7 +404,8 @@ def _named_concepts(terms: list[str], part: str) -> list[str]:
     """The domain dictionary's names (首贷户, 创新型中小企业…) among the key terms of `part`, or written in another
     of their thesaurus forms (北京证券交易所 for 北交所), longest only."""
     low = normalise(part).lower()
-    names = [t for t in terms if t in low and (t in domain_terms() or any(e in domain_terms() for e in equivalents(t)))]
+    # (a colloquial form of one, 小公司 for 小微企业, draws no such line: the asker did not choose the field's name)
+    names = [t for t in terms if t in low and (t in domain_terms() or any(e in domain_terms() for e in equivalents(t)) and not colloquial(t))]
     return [t for t in names if not any(t != o and t in o for o in names)]
 
 

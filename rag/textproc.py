@@ -232,6 +232,12 @@ def cn_numbers_to_digits(text: str) -> str:
     return _CN_NUMBER.sub(repl, text)
 
 
+def colloquial(term: str) -> bool:
+    """A thesaurus word that is not the field's own name for it (小公司 for 小微企业, 个体户 is 个体工商户's)."""
+    group = synonym_groups().get(term)
+    return term not in domain_terms() and bool(group) and group[0] != term
+
+
 def equivalents(term: str) -> tuple[str, ...]:
     """The strings that count as `term` in a passage: itself, its thesaurus group, its figure in digits."""
     alts = [term, *synonym_groups().get(term, ())]

@@ -346,10 +346,20 @@ def test_a_quote_no_reply_uses_is_the_askers_wording():
 
 
 def test_a_concept_written_after_another_is_a_kind_of_it():
-    """专精特新小公司 are 专精特新 firms: a passage about 专精特新企业 names them; 小公司 alone is not 专精特新."""
+    """专精特新小微企业 are 专精特新 firms: a passage about 专精特新企业 names them; 小微企业 alone is not 专精特新."""
     ctx = CheckContext(AnswerConfig(), known=lambda w: True)
-    part = analyze("郑州的专精特新小公司想跟国外大牌企业合作,政府鼓励哪些方式?", _Lex()).parts[0]
-    assert {"专精特新", "小公司"} <= set(part.concepts)
+    part = analyze("郑州的专精特新小微企业想跟国外企业合作,政府鼓励哪些方式?", _Lex()).parts[0]
+    assert {"专精特新", "小微企业"} <= set(part.concepts)
     assert CHECKS["concept"](part, _cand("鼓励有条件的专精特新企业以参股、换股、并购等形式与国际品牌企业合作。"), ctx).ok
-    part = analyze("郑州的小公司想跟国外大牌企业合作,政府鼓励哪些方式?", _Lex()).parts[0]
+    part = analyze("郑州的小微企业想跟国外企业合作,政府鼓励哪些方式?", _Lex()).parts[0]
     assert not CHECKS["concept"](part, _cand("鼓励有条件的专精特新企业以参股、换股、并购等形式与国际品牌企业合作。"), ctx).ok
+
+
+def test_a_colloquial_concept_draws_no_line():
+    """科技小公司 is the asker's everyday word (the thesaurus' 小公司 for 小微企业): no concept check, so 创业中小科技企业
+    answers; the field's own names (创新型中小企业, 北京证券交易所) still do."""
+    from rag.textproc import colloquial
+
+    assert colloquial("小公司") and not colloquial("小微企业") and not colloquial("北京证券交易所")
+    assert "小公司" not in analyze("给刚起步的科技小公司借钱时,多些什么?", _Lex()).parts[0].concepts
+    assert "北京证券交易所" in analyze("秭归县对在北京证券交易所上市的企业奖励多少?", _Lex()).parts[0].concepts
