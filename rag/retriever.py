@@ -390,20 +390,21 @@ class Retriever:
             keep = [d for d in by_doc if best_cov[d] >= floor and has_anchor(d)]
         else:
             keep = [d for d in by_doc if best_cov[d] >= max(0.3, 0.6 * top_cov)]
-        if q.cities:  # every place the question names gets its line, when a passage of it is about the question at all
-            # (信阳、岳阳、沈阳三地…: the anchors, the question's rarest words, may be in none of them)
-            for city in q.cities:
-                mine = [d for d in by_doc if gen.chunks[by_doc[d][0]].city == city]
-                if mine and not any(d in keep for d in mine):
-                    best = max(mine, key=lambda d: scored[by_doc[d][0]])
-                    if best_cov[best] >= floor:
-                        keep.append(best)
         whole = q.whole or (q.parts[0] if q.parts else None)
         quoted = whole.quoted if whole else []
         if quoted:  # “企业家日”: only the documents that name it
             keep = [d for d in keep if all(any(mentions(self._row_text(r), p) for r in by_doc[d]) for p in quoted)]
             for d in keep:  # the passages naming it come first
                 by_doc[d].sort(key=lambda r: not all(mentions(self._row_text(r), p) for p in quoted))
+        if q.cities:  # every place the question names gets its line, when a passage of it is about the question at all
+            # (信阳、岳阳、沈阳三地…: the anchors, the question's rarest words, may be in none of them; 武汉的“汉融通”和
+            # 威海环翠区的政金企对接平台: a quote may be one place's)
+            for city in q.cities:
+                mine = [d for d in by_doc if gen.chunks[by_doc[d][0]].city == city]
+                if mine and not any(d in keep for d in mine):
+                    best = max(mine, key=lambda d: scored[by_doc[d][0]])
+                    if best_cov[best] >= floor:
+                        keep.append(best)
         unit = unit_pattern(whole.unit) if whole and whole.asks_number else None
         if unit is not None:  # 分别有多少家: in each document, the passages stating a figure of that kind first
             for d in keep:

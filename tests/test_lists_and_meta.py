@@ -248,3 +248,25 @@ def test_a_heading_in_traditional_characters_matches_a_simplified_question():
     assert heading_match("二、關于增強民營企業核心競爭力的問題", "秭归县在增强民营企业核心竞争力方面做了哪些工作?") > 0.7
     assert heading_match("二、關于增強民營企業核心競爭力的問題", "秭归县在增强民营企业核心竞争力方面做了哪些工作?") == heading_match(
         "二、关于增强民营企业核心竞争力的问题", "秭归县在增强民营企业核心竞争力方面做了哪些工作?")
+
+
+_PLATFORM_A = """source: http://example.invalid/wh
+city: 武汉市
+
+关于优化金融服务的建议的答复
+支持完善“汉融通”平台,提高中小微企业融资覆盖面、可得性和便利度。
+"""
+_PLATFORM_B = """source: http://example.invalid/wf
+city: 潍坊市
+
+关于优化金融服务的建议的答复
+市地方金融监管局搭建政金企对接平台,增强对小微企业融资支持的精准性。
+"""
+
+
+def test_a_quote_of_one_place_does_not_drop_the_other_place(tmp_path_factory):
+    """武汉的“汉融通”平台和潍坊的政金企对接平台分别…: the quote is 武汉's; 潍坊's reply still gets its line."""
+    p = pipeline_over(tmp_path_factory.mktemp("quote2"), {"wh": _PLATFORM_A, "wf": _PLATFORM_B})
+    a = p.ask("武汉支持完善的“汉融通”平台和潍坊搭建的政金企对接平台,分别是为了提高中小微企业融资的哪些方面?")
+    assert not a.abstained and {c.doc_id for c in a.citations} == {"wh", "wf"}, a.answer
+    assert "可得性" in a.answer and "精准性" in a.answer
