@@ -472,9 +472,10 @@ class ExtractiveAnswerer:
         sents = self._sentences(part, hits[:3]) if sents is None else sents
         return sorted(sents, key=lambda s: (-s.score, s.order))[: self.cfg.candidates]
 
-    def _pick(self, plan: QuestionPlan, part: PlanPart, hits: list[Hit], sents: list[_Sent] | None = None) -> _Sent | None:
-        """The sentence answering `part`, or None (with the reasons recorded in why)."""
-        ranked = self.candidates(plan, part, hits, sents)
+    def _pick(self, plan: QuestionPlan, part: PlanPart, hits: list[Hit], sents: list[_Sent] | None = None,
+              exclude: frozenset[str] = frozenset()) -> _Sent | None:
+        """The sentence answering `part`, or None (with the reasons recorded in why); not one of `exclude`."""
+        ranked = [s for s in self.candidates(plan, part, hits, sents) if s.text not in exclude]
         if not ranked:
             return None
         best_score = ranked[0].score
@@ -508,7 +509,11 @@ class ExtractiveAnswerer:
                 if len(plan.parts) == 1:
                     return Answer(plan.text, NOT_FOUND, True, [])
                 continue
-            if s.text not in {c.text for c in chosen}:
+            if s.text in {c.text for c in chosen}:
+                # 是怎样看待乡镇企业的?为解决…定期做什么?: a later part that picks the sentence an earlier one quoted
+                # gets its own best sentence besides it, when one is accepted
+                s = self._pick(plan, part, top, None, frozenset(c.text for c in chosen))
+            if s is not None and s.text not in {c.text for c in chosen}:
                 chosen.append(s)
         if not chosen:
             return Answer(plan.text, NOT_FOUND, True, [])

@@ -248,3 +248,27 @@ def place_prefix(text: str) -> str:
         if start == 0:
             return full
     return ""
+
+
+# whom a reply answers, as its salutation names them (岳朝阳委员, 石宝珍、高庆迁委员, 章文忠委員): the people, not a body
+_PEOPLE = re.compile(r"([\u4e00-\u9fff、]{2,20}?)(?:代表|委员|委員)$")
+
+
+def people_named(addressee: str) -> list[str]:
+    """The deputies or members a reply answers (石宝珍、高庆迁委员 -> 石宝珍, 高庆迁); none for a body (市工商联,
+    港澳台侨民族和宗教委员会, XXX委员)."""
+    m = _PEOPLE.fullmatch(addressee.strip())
+    if not m:
+        return []
+    return [n for n in m.group(1).split("、") if re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) and not re.search(r"[会部委联盟市省区县]", n)]
+
+
+def person_english(name: str) -> str:
+    """How English text writes a person's name: surname, then the given name in one word (岳朝阳 -> yue zhaoyang),
+    lower-cased, the usual reading of each character (pypinyin)."""
+    from pypinyin import lazy_pinyin
+
+    syl = lazy_pinyin(name)
+    if len(syl) != len(name) or len(syl) < 2:
+        return ""
+    return f"{syl[0]} {''.join(syl[1:])}".lower()

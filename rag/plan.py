@@ -137,6 +137,28 @@ class Lexicon(Protocol):
     def known(self, word: str) -> bool: ...
 
 
+# English function words, never a key term even where a reply quotes English (the, and, of …)
+_EN_STOP = frozenset("""the and for with from that this what which when where who whom how much many does did was were are
+    has have had its their his her into about than then also more most such been being will would could should can may
+    of in on at by to as or an is be it""".split())
+
+
+def english_person_spans(question: str, lexicon: Lexicon) -> list[str]:
+    """The pinyin names (yue zhaoyang) of the deputies and members the indexed replies answer (the lexicon's
+    `people()`: pinyin -> name) that an English question writes (CPPCC member Yue Zhaoyang)."""
+    people = getattr(lexicon, "people", None)
+    if people is None:
+        return []
+    low = re.sub(r"[^a-z]+", " ", question.lower())
+    return [en for en in people() if re.search(rf"\b{re.escape(en)}\b", low)]
+
+
+def english_people(question: str, lexicon: Lexicon) -> list[str]:
+    """Those people, in Chinese (岳朝阳)."""
+    spans = english_person_spans(question, lexicon)
+    return [lexicon.people()[en] for en in spans]  # type: ignore[attr-defined]
+
+
 def clean_question(text: str) -> str:
     """The question without control characters or lone surrogates (the embedder cannot encode them),
     at most MAX_QUERY_CHARS long (the embedder's time grows with the length)."""
@@ -561,17 +583,23 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     written: list[str] = []
     plan.language = "en" if is_english(text) else "zh"  # "…as a specialized (专精特新) enterprise?" is English
     indexed = set(lexicon.cities())
+    named_people = english_people(simple, lexicon) if plan.language == "en" else []
+    placed = simple  # the text places are read from: a person's name is none (CPPCC member Yue Zhaoyang is not 朝阳市)
+    for en in (english_person_spans(simple, lexicon) if named_people else []):
+        placed = re.sub(r"(?i)\b" + r"[^A-Za-z]+".join(map(re.escape, en.split())) + r"\b", " ", placed)
     if cities:
         plan.cities = [normalise_place(c) for c in cities]
     else:
-        plan.cities, unknown = place_filter(simple, indexed)
+        plan.cities, unknown = place_filter(placed, indexed)
         known = getattr(lexicon, "known", None)
         plan.unknown_places = [p for p in unknown if known is None or not (known(p) or known(short_name(p)))]
         written = [p for p in unknown if p not in plan.unknown_places]  # no reply of its own, written about in one
     plan.years = [str(y) for y in years] if years else list(dict.fromkeys(_YEAR_FILTER.findall(simple)))
     plan.expansion = expand_english(simple)
+    if named_people:  # deputy Wen Zhengmin -> 温政敏: the reply's salutation finds it
+        plan.expansion = f"{plan.expansion} {' '.join(named_people)}".strip()
     topic = f"{simple} {plan.expansion}".strip()
-    names = [m.span() for m in _NAME_SPAN.finditer(topic)]
+    names = [m.span() for m in _NAME_SPAN.finditer(topic)] + [m.span() for n in named_people for m in re.finditer(re.escape(n), topic)]
     for full, a, b in sorted(find_places(topic), key=lambda x: -x[1]):  # place names are filters, not topic words
         if full in written:  # a place only written about is what the passage must be about: a topic word
             continue
@@ -584,17 +612,25 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
             if len(name) >= 2:
                 topic = _outside_names(topic, lambda t, n=name: t.replace(n, " "))
     plan.terms, plan.alts, plan.official = _key_terms(topic)
+    known = getattr(lexicon, "known", None)
+    if known is not None:  # a Latin word the replies themselves use (ChatZOC, SaaS, IPO) names what they say
+        latin = [w for w in re.findall(r"[a-z][a-z0-9]{2,}", topic.lower()) if w not in _EN_STOP and known(w)]
+        plan.terms += [w for w in dict.fromkeys(latin) if w not in plan.terms]
     if simple != text:
         plan.official = f"{plan.official} {simple}".strip()
     plan.meta = meta_intents(simple)
     # …的提案时,在打造公平竞争市场环境方面做了哪些工作?: an aspect named, its section answers, not the outline
     plan.about_reply = bool(_ABOUT_REPLY.search(simple)) and not re.search(r"在[^，,。?？]{2,40}方面", simple)
     plan.respectively = bool(_RESPECTIVELY.search(plan.text))
-    apart = _counties_named_apart(simple, plan.cities)
-    masked = simple
+    apart = _counties_named_apart(placed, plan.cities)
+    masked = placed
     for c in apart:  # the county counts once, as itself (岳阳县 is not also the gazetteer's 岳阳市)
         masked = masked.replace(c, "〇" * len(c))
-    named = len(named_places(masked) + apart)
+    # a place without a reply of its own (宜宾 in 四川省's) is what the question is about, not a reply compared
+    def compared(p: str) -> bool:  # a place with a reply of its own, or of a district of it (丽水市 for 丽水市莲都区)
+        return bool(cities) or p in plan.unknown_places or any(c == p or c.startswith(p) for c in indexed)
+
+    named = len([p for p in named_places(masked) if p not in written and compared(p)] + apart)
     if ABOUT_ASSISTANT.search(simple) and not plan.cities:
         plan.kind = "assistant"
     elif COMPARATIVE.search(simple) or named >= 2 or (_SEVERAL.search(simple) and not plan.meta and named != 1):
@@ -604,6 +640,9 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     elif asks_for_section(simple):
         plan.kind = "section"
     plan.frame = frame_terms(simple, plan.terms)
+    said = [t for t in plan.terms if any(t in n for n in named_people)]
+    if said and len(said) < len(plan.terms):  # whom it answers says which reply, no more
+        plan.frame = list(dict.fromkeys([*plan.frame, *said]))
     work = plan if simple == text else QuestionPlan(text=simple, terms=plan.terms, alts=plan.alts, frame=plan.frame)
     plan.parts = [analyze_part(p, work) for p in question_parts(simple)]
     for prev, part in zip(plan.parts, plan.parts[1:]):  # 2020年上半年…是多少?占…的比重提升到了多少?: the same part of the year

@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import Settings
 from .index import IndexError_
+from .places import people_named, person_english
 from .plan import MAX_QUERY_CHARS, analyze, clean_question
 from .store import Snapshot, open_store
 from .textproc import best_heading, domain_terms, mentions, normalise, tokenize, unit_pattern
@@ -68,6 +69,7 @@ class Retriever:
         self._weights: dict[tuple, float] = {}  # term_weight() per index generation
         self._idf_gen: str | None = None
         self._norm_cache: dict = {}
+        self._people: tuple[object, dict[str, str]] = (None, {})
         self._ranker = None
         self._lock = threading.Lock()
         self._local = threading.local()  # .gen: the generation pinned by the search running in this thread
@@ -145,6 +147,14 @@ class Retriever:
     # ------------------------------------------------------------ query analysis
     def cities(self) -> list[str]:
         return sorted({m.city for m in self.generation().docs.values() if m.city})
+
+    def people(self) -> dict[str, str]:
+        """The deputies and members the indexed replies answer, by how English writes them: yue zhaoyang -> 岳朝阳."""
+        gen = self.generation()
+        if self._people[0] is not gen:  # once per index generation
+            names = {n for m in gen.docs.values() for n in people_named(m.addressee)}
+            self._people = (gen, {en: n for n in sorted(names) if (en := person_english(n))})
+        return self._people[1]
 
     def analyze(self, question: str, cities: list[str] | None = None, years: list[str] | None = None) -> QuestionPlan:
         """The question's plan (rag.plan.analyze) against this index's places."""

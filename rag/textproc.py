@@ -371,6 +371,9 @@ _UNIT_ASKED = [
     ("fund_money", re.compile(r"(基金|资金|资本|资金池)[^，。?？]{0,12}(规模|总额|体量)"),
      re.compile(r"\d[\d.,，]*\s*(余|多)?\s*(万|亿)?\s*(美)?元|" + _WAN_AMOUNT)),
     # money: a figure in 元, or in 万/亿 not counting something else (17.2万套 is no rent)
+    # by how much something rose or fell: a change, in whatever it is measured (效率提升可达75%, 贷款增加12亿元)
+    ("change", re.compile(r"\bby how much\b|\bhow much (?:did|does|has|have|had|was|were|will)\b[^?]{0,80}\b(?:rise|rose|increase|improve|grow|grew|fall|fell|drop|decline|cut|reduce|raise|go up|went up)", re.I),
+     re.compile(r"\d")),
     ("money", re.compile(r"多少钱|多少元|金额|奖金|奖励多少|多少奖励|补贴多少|多少补贴|补助多少|多少补助|资金|资本|租金|费用|多少万|多少亿|how much|amount", re.I),
      re.compile(r"[\d一二两三四五六七八九十百千]\s*(余|多)?\s*(万|亿)?\s*(美)?元|" + _WAN_AMOUNT)),
 ]

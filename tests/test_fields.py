@@ -48,6 +48,8 @@ def test_asked_fields_are_named_by_a_label_of_three_characters_or_more(question,
 @pytest.mark.parametrize("question, kind", [
     ("专题讲座是哪一天举行的?", "date"), ("大会在哪天召开?", "date"), ("活动几号举办?", "date"),
     ("一共回收了多少份有效问卷?", "measure:份"), ("累计受理了多少件投诉?", "measure:件"), ("走访了多少家企业?", "count:家户"),
+    ("By how much did ChatZOC raise patient service efficiency?", "change"),  # any figure: 提升可达75%
+    ("How much did loans to SMEs increase in 2023?", "change"), ("How much interest subsidy did the center provide?", "money"),
 ])
 def test_the_kind_of_figure_asked(question, kind):
     assert asks_number(question) and unit_kind(question) == kind

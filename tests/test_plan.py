@@ -381,3 +381,42 @@ def test_a_sub_word_of_a_question_word_is_no_key_term():
     assert "不能" not in analyze("供地和项目审批能不能同时办?", _Lex()).terms
     assert "不能" in analyze("哪些企业不能申请贴息?", _Lex()).terms
     assert "没有" not in analyze("有没有针对首贷户的贴息?", _Lex()).terms
+
+
+@pytest.mark.parametrize("addressee, names", [
+    ("岳朝阳委员", ["岳朝阳"]), ("石宝珍、高庆迁委员", ["石宝珍", "高庆迁"]), ("章文忠委員", ["章文忠"]),
+    ("市工商联", []), ("港澳台侨民族和宗教委员会", []), ("XXX委员", []),
+])
+def test_people_a_reply_answers(addressee, names):
+    from rag.places import people_named
+
+    assert people_named(addressee) == names
+
+
+class _PeopleLex(_Lex):
+    def cities(self):
+        return ["广州市", "四川省", "营口市"]
+
+    def people(self):
+        from rag.places import person_english
+
+        return {person_english(n): n for n in ("岳朝阳", "温政敏")}
+
+
+def test_an_english_question_names_a_member_in_pinyin():
+    """CPPCC member Yue Zhaoyang is 岳朝阳 (searched for, a frame term), not the place 朝阳市; a place with no reply of
+    its own written about in the one asked (Yibin in 四川省's) makes no comparison."""
+    p = analyze("According to Guangzhou's reply, in which respects does CPPCC member Yue Zhaoyang's proposal help private firms?", _PeopleLex())
+    assert "岳朝阳" in p.expansion and p.cities == ["广州市"] and p.kind != "comparative"
+    assert p.frame and all(t in "岳朝阳" for t in p.frame)  # the name's words, however jieba cuts it
+    p = analyze("In Sichuan's reply to deputy Wen Zhengmin about Yibin's bid to become a pilot city, which form is the deputy asked to fill in?", _PeopleLex())
+    assert p.cities == ["四川省"] and p.kind != "comparative" and "温政敏" in p.expansion
+
+
+def test_a_latin_word_the_replies_use_is_a_key_term():
+    class _Known(_Lex):
+        def known(self, w):
+            return w in {"chatzoc"}
+
+    p = analyze("By how much did ChatZOC raise patient service efficiency according to Guangzhou's reply?", _Known())
+    assert "chatzoc" in p.terms and "the" not in p.terms and "efficiency" not in p.terms
