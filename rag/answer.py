@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Callable
 
 from .checks import NUMBER as _NUMBER
-from .checks import CHECKS, Candidate, CheckContext, names_several, run_checks, states_figure, unused_topic
+from .checks import Candidate, CheckContext, check_not_date, names_several, run_checks, states_figure, unused_topic
 from .config import AnswerConfig
 from .decide import Decider, features, load_decider
 from .english import english_lead, english_refusal
@@ -26,10 +26,6 @@ from .textproc import ITEM_MARKER, asked_fields, best_heading, domain_terms, equ
 from .types import Answer, Chunk, Citation, DocMeta, Finding, Hit, PlanPart, QuestionPlan
 
 _Sent = Candidate  # a candidate sentence (rag.checks.Candidate)
-# the checks a comparative answer's figure must pass in each reply it lists (the fact route weighs every check; the
-# kind of figure and the year are not asked of each reply alike: 各合并了多少件 is answered by 7个提案, 2021年和2023年…
-# by one year each)
-_FIGURE_CHECKS = ("not_date",)
 NOT_FOUND = "资料中未找到能回答该问题的内容。"
 ABOUT_TOOL = ("这个问题问的是本工具自身,不是已收录的答复。本工具只根据已收录的政府答复原文回答,每句答案都标注出处;"
               "请就答复的内容提问,例如“营口市对博士每月补贴多少?”")
@@ -71,8 +67,6 @@ def _first_line(chunks: list[Chunk], patterns: tuple[re.Pattern[str], ...]) -> t
 
 
 _PROPOSAL_NO = re.compile(r"第\s*([A-Za-z]*\d{3,})\s*号")
-# a deputy or member named in a question (答复林平代表…, 钟文新委员的提案): the name before the title
-_PROPOSER = re.compile(r"(?:答复|回复|和|与|及|、|^)([\u4e00-\u9fff]{2,3}?)(?<!人大)(?<!政协)(?:代表|委员)(?!会)")
 
 
 def _written_date(iso: str) -> str:
@@ -354,15 +348,14 @@ class ExtractiveAnswerer:
     def _meta_documents(self, plan: QuestionPlan, hits: list[Hit]) -> list[str]:
         """The replies a question about replies themselves asks of: every retrieved reply holding one of the
         proposal numbers it names when it names several (第0033号提案和第0567号提案…分别是答复谁的), else the first."""
-        said = normalise(plan.text)
         docs = list(dict.fromkeys(h.chunk.doc_id for h in hits))
-        named = set(_PROPOSAL_NO.findall(said))
+        named = set(_PROPOSAL_NO.findall(normalise(plan.text)))
         if len(named) >= 2:
             holding = [d for d in docs if any(n in normalise(h.chunk.text) for h in hits if h.chunk.doc_id == d for n in named)]
             if len(holding) >= 2:
                 return holding
         # 答复林平代表…和答复钟文新委员…时: the replies whose opening names each deputy or member
-        people = list(dict.fromkeys(_PROPOSER.findall(said)))
+        people = plan.proposers
         if len(people) >= 2 and self.section_chunks is not None:
             opening = {d: normalise(" ".join(c.text for c in self.section_chunks(d, ["前言"]))) for d in docs}
             holding = [next(d for d in docs if p in opening[d]) for p in people if any(p in opening[d] for d in docs)]
@@ -701,8 +694,10 @@ class ExtractiveAnswerer:
         names = quoted or [t for t in plan.terms if t in domain_terms()]
         ctx = self._context(plan)
         for doc_id, doc_hits, ranked in per_doc:
-            if whole.asks_number:  # 多少名专家: a reply's sentence states a figure (not only a date), or the reply is left out
-                ranked = [s for s in ranked if s.has_number and all(CHECKS[n](whole, s, ctx).ok for n in _FIGURE_CHECKS if n not in self.disabled)]
+            if whole.asks_number:  # 多少名专家: a reply's sentence states a figure (not only a date), or the reply is left out;
+                # the kind of figure and the year are not asked of each reply alike (各合并了多少件 is answered by 7个提案,
+                # 2021年和2023年… by one year each), so only not_date of the fact route's checks
+                ranked = [s for s in ranked if s.has_number and ("not_date" in self.disabled or check_not_date(whole, s, ctx).ok)]
                 if not ranked:
                     continue
             if quoted:  # the sentences naming it first

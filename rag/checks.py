@@ -16,7 +16,7 @@ from .config import AnswerConfig
 from .places import short_name
 from .textproc import DATES as _DATE
 from .textproc import NAMES as _NAMES
-from .textproc import cn_numbers_to_digits, domain_terms, equivalents, figures, marker_style, mentions, normalise, tagged_words, tokenize, unit_pattern
+from .textproc import LEVELS, cn_numbers_to_digits, domain_terms, equivalents, figures, marker_style, mentions, normalise, tagged_words, tokenize, unit_pattern
 from .types import Chunk, Finding, Hit, PlanPart
 
 # a figure in a sentence: digits, or Chinese numerals with a measure word
@@ -167,13 +167,10 @@ def check_level(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:
     the one asked."""
     if not part.levels:
         return _ok("level", False)
-    stated = set(_LEVEL.findall(c.said))
+    stated = set(LEVELS.findall(c.said))
     if stated and not stated & set(part.levels):
         return _fail("level", f"{part.levels[0]}级 asked, the sentence names {'、'.join(sorted(stated))}级")
     return _ok("level")
-
-
-_LEVEL = re.compile(r"(国家|省|市|区|县)级")
 
 
 def check_place(part: PlanPart, c: Candidate, ctx: CheckContext) -> Finding:

@@ -14,6 +14,7 @@ from typing import Protocol
 from .english import is_english
 from .places import _AMBIGUOUS_SHORT, _INSTITUTION_AFTER_EN, english_names, find_places, normalise_place, own_name, province_of, short_name
 from .textproc import (
+    LEVELS,
     MEASURE_UNITS,
     QUESTION_STOP,
     asks_for_section,
@@ -81,8 +82,6 @@ _MEASURES_ASKED = re.compile(r"(?:哪些|哪几[个项条]?|什么)(?:主要|具
 # a question about a reply as a whole (答复王明委员…的提案时, 在…建议的答复中)
 _ABOUT_REPLY = re.compile(r"(?:提案|建议|议案)[》”]?(?:时|中|里|的答复|答复|的回复|的办理)|(?:答复|回复|办理)[^?？，,]{0,40}(?:提案|建议|议案)[》”]?时|"
                           r"\b(?:when|in) (?:answering|replying to|handling)\b", re.I)
-# the level of government a recognition or an award belongs to (市级专精特新, 省级小巨人, 国家级示范平台)
-LEVELS = re.compile(r"(国家|省|市|区|县)级")
 # a name asked (叫什么名字, 名称是什么): the answer is a name, not a count
 _NAME_ASKED = re.compile(r"叫什么|什么名|名称|名字|何名|(?:分别)?是?哪几家(?![^?？，,]{0,12}(?:多少|几))|\bwhat is (?:it|the \w+) called\b|\bwhat (?:is|was) the name\b|\bnamed what\b", re.I)
 # the words of an English quantity question's head (how much registered capital … -> registered capital)
@@ -143,20 +142,18 @@ _EN_STOP = frozenset("""the and for with from that this what which when where wh
     of in on at by to as or an is be it""".split())
 
 
-def english_person_spans(question: str, lexicon: Lexicon) -> list[str]:
-    """The pinyin names (yue zhaoyang) of the deputies and members the indexed replies answer (the lexicon's
-    `people()`: pinyin -> name) that an English question writes (CPPCC member Yue Zhaoyang)."""
+# a deputy or member named in a question (答复林平代表…, 钟文新委员的提案): the name before the title
+PROPOSER = re.compile(r"(?:答复|回复|和|与|及|、|^)([\u4e00-\u9fff]{2,3}?)(?<!人大)(?<!政协)(?:代表|委员)(?!会)")
+
+
+def english_people(question: str, lexicon: Lexicon) -> dict[str, str]:
+    """The deputies and members the indexed replies answer (the lexicon's `people()`: pinyin -> name) that an
+    English question names (CPPCC member Yue Zhaoyang): their pinyin as written, and their Chinese (岳朝阳)."""
     people = getattr(lexicon, "people", None)
     if people is None:
-        return []
+        return {}
     low = re.sub(r"[^a-z]+", " ", question.lower())
-    return [en for en in people() if re.search(rf"\b{re.escape(en)}\b", low)]
-
-
-def english_people(question: str, lexicon: Lexicon) -> list[str]:
-    """Those people, in Chinese (岳朝阳)."""
-    spans = english_person_spans(question, lexicon)
-    return [lexicon.people()[en] for en in spans]  # type: ignore[attr-defined]
+    return {en: zh for en, zh in people().items() if re.search(rf"\b{re.escape(en)}\b", low)}
 
 
 def clean_question(text: str) -> str:
@@ -583,9 +580,10 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     written: list[str] = []
     plan.language = "en" if is_english(text) else "zh"  # "…as a specialized (专精特新) enterprise?" is English
     indexed = set(lexicon.cities())
-    named_people = english_people(simple, lexicon) if plan.language == "en" else []
+    pinyin = english_people(simple, lexicon) if plan.language == "en" else {}
+    named_people = list(pinyin.values())
     placed = simple  # the text places are read from: a person's name is none (CPPCC member Yue Zhaoyang is not 朝阳市)
-    for en in (english_person_spans(simple, lexicon) if named_people else []):
+    for en in pinyin:
         placed = re.sub(r"(?i)\b" + r"[^A-Za-z]+".join(map(re.escape, en.split())) + r"\b", " ", placed)
     if cities:
         plan.cities = [normalise_place(c) for c in cities]
@@ -640,6 +638,7 @@ def analyze(question: str, lexicon: Lexicon, cities: list[str] | None = None, ye
     elif asks_for_section(simple):
         plan.kind = "section"
     plan.frame = frame_terms(simple, plan.terms)
+    plan.proposers = list(dict.fromkeys(PROPOSER.findall(normalise(simple))))
     said = [t for t in plan.terms if any(t in n for n in named_people)]
     if said and len(said) < len(plan.terms):  # whom it answers says which reply, no more
         plan.frame = list(dict.fromkeys([*plan.frame, *said]))

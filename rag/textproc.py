@@ -232,6 +232,10 @@ def cn_numbers_to_digits(text: str) -> str:
     return _CN_NUMBER.sub(repl, text)
 
 
+# the level of government a recognition or an award belongs to (市级专精特新, 省级小巨人, 国家级示范平台)
+LEVELS = re.compile(r"(国家|省|市|区|县)级")
+
+
 def colloquial(term: str) -> bool:
     """A thesaurus word that is not the field's own name for it (小公司 for 小微企业, 个体户 is 个体工商户's)."""
     group = synonym_groups().get(term)

@@ -176,6 +176,7 @@ class QuestionPlan:
     # key terms that only say which reply is meant (答复徐兵、陈志奇委员时, 第JY20250126号建议, 发展改革委答复…): they
     # find the reply (plan.terms), they are not what a sentence must say (left out of each part's terms)
     frame: list[str] = field(default_factory=list)
+    proposers: list[str] = field(default_factory=list)  # the deputies or members it names (答复林平代表…和钟文新委员时)
 
     @property
     def comparative(self) -> bool:
@@ -197,7 +198,7 @@ class QuestionPlan:
             "text": self.text, "kind": self.kind, "language": self.language, "meta": self.meta,
             "cities": self.cities, "years": self.years, "unknown_places": self.unknown_places,
             "terms": self.terms, "expansion": self.expansion, "official": self.official, "about_reply": self.about_reply,
-            "frame": self.frame, "parts": [p.to_dict() for p in self.parts],
+            "frame": self.frame, "proposers": self.proposers, "parts": [p.to_dict() for p in self.parts],
         }
 
 

@@ -158,10 +158,11 @@ def test_the_reply_category_is_quoted_from_its_line(replies):
 
 def test_replies_to_two_named_members_each_give_their_own_facts(replies):
     """答复王明委员和李华委员时,分别会同了哪些部门?: the two replies whose openings name them, each quoted."""
-    from rag.answer import _PROPOSER
+    from rag.plan import PROPOSER
 
-    assert _PROPOSER.findall("答复林平代表(数字经济)和答复钟文新委员时") == ["林平", "钟文新"]
-    assert _PROPOSER.findall("市人大代表提出的建议") == []
+    assert PROPOSER.findall("答复林平代表(数字经济)和答复钟文新委员时") == ["林平", "钟文新"]
+    assert PROPOSER.findall("市人大代表提出的建议") == []
+    assert replies.retriever.analyze("青岛市答复王明委员和李华委员时,分别会同了哪些部门研究?").proposers == ["王明", "李华"]
     a = replies.ask("青岛市答复王明委员和李华委员时,分别会同了哪些部门研究?")
     assert not a.abstained and {c.doc_id for c in a.citations} == {"qd_a", "qd_b"}, a.answer
     assert "市科技局" in a.answer and "市农业农村局" in a.answer
